@@ -1,0 +1,18 @@
+"""Where each sub-command module is plugged into the ``airlock`` parser."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# module path -> each exposes ``register(sub: argparse._SubParsersAction) -> None``
+COMMAND_MODULES = (
+    "airlock.ingest.cli",
+    "airlock.local.cli",
+    "airlock.tenancy.cli",
+)
+
+
+def register_all(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)

@@ -1,0 +1,94 @@
+"""IngestFunction: SQS batches of S3 "Object Created" events -> one outcome per uploaded file.
+
+Accepts EventBridge events (the deployed path) and, as a second shape, S3 notification records.
+A malformed message is logged with its id and dropped; a transient failure is reported in
+``batchItemFailures`` so only that message is retried.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, S3Model
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from airlock.worker.process import IGNORED_KEY_REASONS, Worker
+from schemas.ledger import ObjectRef
+
+logger = Logger(service="airlock-ingest")
+metrics = Metrics(namespace="Airlock", service="ingest")
+tracer = Tracer(service="airlock-ingest")
+processor = BatchProcessor(event_type=EventType.SQS)
+_worker: Worker | None = None
+
+
+def worker() -> Worker:
+    global _worker  # noqa: PLW0603 - one worker per execution environment, reused across invocations
+    if _worker is None:
+        _worker = Worker()
+    return _worker
+
+
+def object_refs(body: str) -> list[ObjectRef]:
+    """The objects a message names; [] for anything that is not an object-created event."""
+    data = json.loads(body)
+    if isinstance(data, dict) and "detail-type" in data:
+        if data.get("detail-type") != "Object Created":
+            return []
+        ev = S3EventNotificationEventBridgeModel.model_validate(data)
+        o = ev.detail.object
+        return [ObjectRef(bucket=ev.detail.bucket.name, key=o.key, version_id=o.version_id, etag=o.etag, size=o.size)]
+    if isinstance(data, dict) and "Records" in data:
+        s3 = S3Model.model_validate(data)
+        return [
+            ObjectRef(
+                bucket=r.s3.bucket.name,
+                key=unquote_plus(r.s3.object.key),  # S3 notifications URL-encode keys (+ for space)
+                version_id=r.s3.object.versionId,
+                etag=r.s3.object.eTag,
+                size=r.s3.object.size,
+            )
+            for r in s3.Records
+            if r.eventName.startswith("ObjectCreated:")
+        ]
+    if isinstance(data, dict) and data.get("Event") == "s3:TestEvent":
+        return []
+    raise ValueError("not an S3 event")
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    try:
+        refs = object_refs(record.body)
+    except (ValueError, ValidationError) as err:
+        logger.error("dropping malformed message", extra={"message_id": record.message_id, "error": str(err)[:500]})
+        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        return
+    for ref in refs:
+        result = worker().process(ref)  # TransientError propagates: this message is retried
+        logger.info(
+            "file handled",
+            extra={"message_id": record.message_id, "bucket": ref.bucket, "key": ref.key, **result.__dict__},
+        )
+        if result.status == "processed" and result.verdict:
+            metrics.add_metric(name=f"Files_{result.verdict}", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=result.rows_accepted)
+            metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
+        elif result.status == "ignored" and result.reason and not result.reason.startswith(IGNORED_KEY_REASONS):
+            metrics.add_metric(name="UploadsWithoutActiveTenant", unit=MetricUnit.Count, value=1)
+        elif result.status == "duplicate":
+            metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
