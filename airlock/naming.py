@@ -17,6 +17,7 @@ LOCAL_ACCOUNT_ID = "123456789012"
 # Transfer Family server ids are "s-" and 17 hex digits; the local SFTP server uses this one.
 LOCAL_SERVER_ID = "s-00000000000000a1c"
 
+MAX_BUCKET_NAME = 63
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
 _TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)
 
@@ -106,7 +107,10 @@ class Names:
 
     # -- per-tenant resources --------------------------------------------------------------------
     def tenant_bucket(self, tenant_id: str) -> str:
-        return f"{self.tenant_bucket_prefix}{tenant_id}-{self.account_id}-{self.region}"
+        name = f"{self.tenant_bucket_prefix}{tenant_id}-{self.account_id}-{self.region}"
+        if len(name) > MAX_BUCKET_NAME:
+            raise ValueError(f"bucket name {name!r} is longer than S3's {MAX_BUCKET_NAME}: use a shorter prefix or id")
+        return name
 
     def tenant_role_name(self, tenant_id: str) -> str:
         return f"{self.prefix}-tenant-{tenant_id}"

@@ -8,6 +8,7 @@ A malformed message is logged with its id and dropped; a transient failure is re
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -22,9 +23,12 @@ from pydantic import ValidationError
 from airlock.worker.process import IGNORED_KEY_REASONS, Worker
 from schemas.ledger import ObjectRef
 
-logger = Logger(service="airlock-ingest")
-metrics = Metrics(namespace="Airlock", service="ingest")
-tracer = Tracer(service="airlock-ingest")
+# Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE (template.yaml).
+logger = Logger()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Airlock"))
+tracer = Tracer()
+# A file is not started with less than this left: it goes back to the queue for a fresh invocation.
+MIN_REMAINING_MS = 60_000
 processor = BatchProcessor(event_type=EventType.SQS)
 _worker: Worker | None = None
 
@@ -64,7 +68,9 @@ def object_refs(body: str) -> list[ObjectRef]:
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
+        raise TimeoutError("too little time left in this invocation; retried by the next one")
     try:
         refs = object_refs(record.body)
     except (ValueError, ValidationError) as err:

@@ -1,14 +1,23 @@
-"""Fixtures shared by every suite: real sample files, moto in-process, names."""
+"""Fixtures shared by every suite: real sample files, moto in-process, names, the local stack.
+
+The local stack (moto's server, event pump, SFTP server) is started once per test process.
+Clients in integration tests come from localstack-client's session, so the same tests run unchanged
+against a LocalStack container: set ``AIRLOCK_TEST_ENDPOINT=http://localhost:4566`` and the suite
+uses that endpoint instead of starting moto (the event pump and SFTP server still run in-process).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
 from airlock import aws
+from airlock.local.stack import LocalStack, LocalStackConfig
 from airlock.naming import Names
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
@@ -22,6 +31,25 @@ for _k, _v in {
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }.items():
     os.environ.setdefault(_k, _v)
+
+
+_STACK_STARTED = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run every test that needs the local stack after every moto in-process test.
+
+    The stack's moto server lives in this process and shares moto's backends with ``mock_aws``,
+    which resets them; the stack starts lazily on first use, so ordering keeps the two apart
+    (xdist hands tests to each worker in this order too).
+    """
+    def uses_stack(item: pytest.Item) -> bool:
+        return "local_stack" in getattr(item, "fixturenames", ())
+
+    items.sort(key=uses_stack)
+    for item in items:
+        if uses_stack(item) and not any(m.name in ("integration", "e2e") for m in item.iter_markers()):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture
@@ -39,6 +67,9 @@ def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in-process; any endpoint a local stack may have set is taken away for the test."""
     from moto import mock_aws
 
+    if _STACK_STARTED:
+        pytest.fail("mock_aws would reset the running local stack's state: stack tests must run last")
+
     from airlock.local import moto_bridge
 
     moto_bridge.install()
@@ -50,3 +81,36 @@ def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with mock_aws():
         yield
     aws.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state_dir: Path = tmp_path_factory.mktemp("airlock-state")
+    config = LocalStackConfig(
+        aws_port=0, sftp_port=0, state_dir=state_dir, external_endpoint=os.environ.get("AIRLOCK_TEST_ENDPOINT")
+    )
+    global _STACK_STARTED  # noqa: PLW0603 - see pytest_collection_modifyitems
+    stack = LocalStack(config).start()
+    _STACK_STARTED = True
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _point_at_stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit fixtures may have moved the endpoint; every integration test talks to the stack."""
+    if "local_stack" not in request.fixturenames:
+        return
+    stack: LocalStack = request.getfixturevalue("local_stack")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.endpoint)
+    monkeypatch.setenv("AIRLOCK_SFTP_SERVER_IDS", stack.config.server_id)
+    monkeypatch.setenv("AIRLOCK_WORKER_ROLE_ARN", stack.names.worker_role_arn)
+    aws.reset_clients()
+
+
+@pytest.fixture
+def ls_session(local_stack: LocalStack) -> Any:
+    """A localstack-client session aimed at the stack under test."""
+    from localstack_client.session import Session
+
+    return Session(localstack_host=urlparse(local_stack.endpoint).netloc)

@@ -133,6 +133,12 @@ def create_platform_resources(
                             "Principal": {"Service": "events.amazonaws.com"},
                             "Action": "sqs:SendMessage",
                             "Resource": queue_arn,
+                            "Condition": {
+                                "ArnEquals": {
+                                    "aws:SourceArn": f"arn:aws:events:{names.region}:{names.account_id}"
+                                    f":rule/{names.object_created_rule}"
+                                }
+                            },
                         }
                     ],
                 }
