@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from airlock.local.stack import LocalStack, LocalStackConfig
 from airlock.worker.ledger import Ledger
@@ -98,7 +99,7 @@ def wait_for(ledger: Ledger, tenant_id: str, count: int, timeout_s: float) -> li
         time.sleep(0.25)
 
 
-def print_table(records: list[FileRecord]) -> None:
+def print_table(records: list[FileRecord], out: TextIO = sys.stdout) -> None:
     headers = ("FILE", "KIND", "VERDICT", "ROWS OK", "ROWS BAD", "OUTPUTS")
     rows = []
     for r in sorted(records, key=lambda r: r.key):
@@ -110,29 +111,42 @@ def print_table(records: list[FileRecord]) -> None:
         ))
     widths = [max(len(h), *(max(len(x) for x in row[i].split("\n")) for row in rows)) for i, h in enumerate(headers)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*headers))
-    print(line.format(*("-" * w for w in widths)))
+    print(line.format(*headers).rstrip(), file=out)
+    print(line.format(*("-" * w for w in widths)).rstrip(), file=out)
     for row in rows:
         first, *rest = row[5].split("\n")
-        print(line.format(*row[:5], first))
+        print(line.format(*row[:5], first).rstrip(), file=out)
         for extra in rest:
-            print(line.format("", "", "", "", "", extra))
+            print(line.format("", "", "", "", "", extra).rstrip(), file=out)
 
 
 def run_demo(state_dir: Path, timeout_s: float = 60.0, verbose: bool = False) -> int:
-    started = time.monotonic()
-    if not verbose:
-        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    """Run the flow; the handlers' JSON logs go to ``state_dir/handlers.log`` unless ``verbose``."""
     state_dir.mkdir(parents=True, exist_ok=True)
     missing = [f.path for f in DEMO_FILES if not f.path.is_file()]
     if missing:
         print(f"airlock: demo sample files are missing: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
+    out = sys.stdout
+    log_path = state_dir / "handlers.log"
+    with contextlib.ExitStack() as stack:
+        if not verbose:
+            # Lambda handlers log to stdout (CloudWatch on AWS); here they would drown the table.
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(log_path.open("w"))))
+        return _run(state_dir, timeout_s, out, None if verbose else log_path)
+
+
+def _run(state_dir: Path, timeout_s: float, out: TextIO, log_path: Path | None) -> int:
+    started = time.monotonic()
+
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
     config = LocalStackConfig(aws_port=0, sftp_port=0, state_dir=state_dir)
     try:
         with LocalStack(config) as stack:
-            print(f"local AWS at {stack.endpoint}; SFTP on 127.0.0.1:{stack.sftp_port} "
-                  f"(host key {stack.state()['host_key_fingerprint']})")
+            say(f"local AWS at {stack.endpoint}; SFTP on 127.0.0.1:{stack.sftp_port} "
+                f"(host key {stack.state()['host_key_fingerprint']})")
             key = make_key(state_dir)
             from airlock.onboarding.steps import onboard
 
@@ -142,20 +156,20 @@ def run_demo(state_dir: Path, timeout_s: float = 60.0, verbose: bool = False) ->
                 server_id=config.server_id,
                 names=stack.names,
             )
-            print(f"onboarded tenant {tenant.tenant_id}: bucket {tenant.bucket}, key {tenant.kms_alias}")
+            say(f"onboarded tenant {tenant.tenant_id}: bucket {tenant.bucket}, key {tenant.kms_alias}")
             kh = known_hosts(state_dir, stack.sftp_port, stack.state()["host_key_fingerprint"])
             batch = "".join(f'put "{f.path}" /inbound/{f.path.name}\n' for f in DEMO_FILES)
             sftp(batch, key=key, port=stack.sftp_port, kh=kh)
-            print(f"uploaded {len(DEMO_FILES)} files with sftp as {DEMO_USER}; waiting for verdicts...")
+            say(f"uploaded {len(DEMO_FILES)} files with sftp as {DEMO_USER}; waiting for verdicts...")
             records = wait_for(Ledger(stack.names), DEMO_TENANT, len(DEMO_FILES), timeout_s)
-            print()
-            print_table(records)
-            print()
+            say()
+            print_table(records, out)
+            say()
             listing = sftp("ls -1 /outbound/reports\n", key=key, port=stack.sftp_port, kh=kh)
             reports = [ln.strip() for ln in listing.splitlines() if ln.strip() and not ln.startswith("sftp>")]
-            print(f"the counterparty sees {len(reports)} reports in /outbound/reports over SFTP:")
+            say(f"the counterparty sees {len(reports)} reports in /outbound/reports over SFTP:")
             for name in reports:
-                print(f"  {name}")
+                say(f"  {name}")
     except DemoError as err:
         print(f"airlock demo: {err}", file=sys.stderr)
         return 1
@@ -165,7 +179,10 @@ def run_demo(state_dir: Path, timeout_s: float = 60.0, verbose: bool = False) ->
         for f in DEMO_FILES
         if verdicts.get(f.path.name) != f.expect
     ]
-    print(f"\ndone in {time.monotonic() - started:.1f} s")
+    say()
+    if log_path:
+        say(f"handler logs: {log_path}")
+    say(f"done in {time.monotonic() - started:.1f} s")
     if wrong:
         print("airlock demo: unexpected outcome: " + "; ".join(wrong), file=sys.stderr)
         return 1

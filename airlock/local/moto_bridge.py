@@ -6,6 +6,14 @@ is applied to *every* request, so a hardened tenant bucket accepts no upload at 
 skip conditional Deny statements (they cannot be evaluated without request context); the policy
 documents themselves are held to their meaning by static tests in ``tests/unit/tenancy``.
 Unconditional statements keep moto's behaviour.
+
+With IAM enforcement on, moto 5.2 also crashes (TypeError) evaluating a trust policy that has a
+statement whose principal is only a ``Service`` (our tenant roles trust transfer.amazonaws.com):
+such a statement simply does not match an AWS principal. And it compares a trust policy's role
+ARN with the caller's *session* ARN verbatim, so a role trusted by ARN (our tenant roles trust the
+ingest worker's role) can never be assumed from a session of that role, as it can on AWS. Finally,
+a trust statement whose principal does not match the caller makes moto *deny* the call outright,
+where AWS just finds that statement not applicable and goes on to the next one.
 """
 
 from __future__ import annotations
@@ -16,13 +24,55 @@ from typing import Any
 _MARK = "_airlock_bridged"
 
 
+def _role_of_session(principal: str) -> tuple[str, str] | None:
+    """``arn:aws:sts::ACCT:assumed-role/NAME/SESSION`` -> (ACCT, NAME)."""
+    parts = principal.split(":", 5)
+    if len(parts) != 6 or parts[2] != "sts" or not parts[5].startswith("assumed-role/"):
+        return None
+    return parts[4], parts[5].split("/")[1]
+
+
+def _same_role(role_arn: str, role: tuple[str, str]) -> bool:
+    parts = role_arn.split(":", 5)
+    return len(parts) == 6 and parts[4] == role[0] and parts[5].startswith("role/") and (
+        parts[5].rsplit("/", 1)[-1] == role[1]
+    )
+
+
 def install() -> None:
     """Patch moto in this process (idempotent). Affects both the threaded server and ``mock_aws``."""
-    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
     from moto.s3.models import FakeBucket
 
     if getattr(FakeBucket.get_permission, _MARK, False):
         return
+
+    original_check_principal = IAMPolicyStatement._check_principal
+
+    def check_principal(self: Any, principal: str) -> bool:
+        expected = self._statement.get("Principal")
+        if isinstance(expected, dict) and "AWS" not in expected:
+            return False
+        if original_check_principal(self, principal):
+            return True
+        role = _role_of_session(principal)
+        if role is None or not isinstance(expected, dict):
+            return False
+        wanted = expected["AWS"] if isinstance(expected["AWS"], list) else [expected["AWS"]]
+        return any(_same_role(w, role) for w in wanted)
+
+    IAMPolicyStatement._check_principal = check_principal  # type: ignore[method-assign]
+    original_is_action_permitted = IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(
+        self: Any, action: str, resource: str = "*", principal: str | None = None, incoming: Any = None
+    ) -> Any:
+        expected = self._statement.get("Principal")
+        if principal and expected and not self.is_unknown_principal(expected) and not check_principal(self, principal):
+            return PermissionResult.NEUTRAL  # this statement is about someone else
+        return original_is_action_permitted(self, action, resource, principal, incoming)
+
+    IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign]
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         if self.policy is None:

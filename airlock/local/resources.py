@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from airlock import aws
 from airlock.naming import Names
+from airlock.tenancy.policies import worker_role_permissions
 from airlock.tenancy.registry import BUCKET_INDEX
 
 # Lambda's SQS event source mapping wants visibility >= 6x the function timeout; in template.yaml
@@ -162,3 +163,27 @@ def create_platform_resources(
 
     topic_arn = aws.client("sns").create_topic(Name=names.alerts_topic)["TopicArn"]
     return PlatformResources(ingest_queue_url=queue_url, ingest_dlq_url=dlq_url, alerts_topic_arn=topic_arn)
+
+
+def create_worker_role(names: Names) -> str:
+    """The ingest function's own role, as template.yaml's IngestWorkerRole: assume tenant roles only."""
+    iam = aws.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    try:
+        role = iam.create_role(RoleName=names.worker_role_name, AssumeRolePolicyDocument=json.dumps(trust))
+        arn = role["Role"]["Arn"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+        arn = iam.get_role(RoleName=names.worker_role_name)["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=names.worker_role_name,
+        PolicyName="ingest-worker",
+        PolicyDocument=json.dumps(worker_role_permissions(names)),
+    )
+    return str(arn)

@@ -6,7 +6,6 @@ bridged here (and in the rest of ``airlock/local/``), never in the core or the h
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from typing import Any
 from airlock import aws
 from airlock.local.context import LocalLambdaContext
 from airlock.local.pump import EventPump
-from airlock.local.resources import PlatformResources, create_platform_resources
+from airlock.local.resources import PlatformResources, create_platform_resources, create_worker_role
 from airlock.naming import DEFAULT_REGION, LOCAL_SERVER_ID, Names
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,7 @@ class LocalStack:
         )
         try:
             self.resources = create_platform_resources(self.names)
-            self._create_worker_role()
+            create_worker_role(self.names)
             if cfg.with_pump:
                 self.pump = EventPump(
                     self.resources.ingest_queue_url,
@@ -200,25 +199,6 @@ class LocalStack:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.state(), indent=2))
         tmp.replace(path)
-
-    def _create_worker_role(self) -> None:
-        """The ingest function's own role, as template.yaml declares it: assume tenant roles only."""
-        iam = aws.client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
-        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-            iam.create_role(RoleName=self.names.worker_role_name, AssumeRolePolicyDocument=json.dumps(trust))
-        from airlock.tenancy.policies import worker_role_permissions
-
-        iam.put_role_policy(
-            RoleName=self.names.worker_role_name,
-            PolicyName="ingest-worker",
-            PolicyDocument=json.dumps(worker_role_permissions(self.names)),
-        )
 
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():
