@@ -8,11 +8,12 @@ import importlib
 # module path -> each exposes ``register(sub: argparse._SubParsersAction) -> None``
 COMMAND_MODULES = (
     "airlock.ingest.cli",
+    "airlock.identity.cli",
     "airlock.local.cli",
     "airlock.tenancy.cli",
 )
 
 
-def register_all(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_all(sub: argparse._SubParsersAction) -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

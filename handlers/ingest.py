@@ -60,7 +60,7 @@ def object_refs(body: str) -> list[ObjectRef]:
                 size=r.s3.object.size,
             )
             for r in s3.Records
-            if r.eventName.startswith("ObjectCreated:")
+            if r.eventName.startswith("ObjectCreated:") and r.s3.object is not None
         ]
     if isinstance(data, dict) and data.get("Event") == "s3:TestEvent":
         return []
@@ -97,4 +97,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -75,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(state_dir=args.state_dir, timeout_s=args.timeout, verbose=args.verbose)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     local = sub.add_parser("local", help="the embedded local AWS, event pump and SFTP server")
     lsub = local.add_subparsers(dest="local_command", metavar="ACTION", required=True)
     up = lsub.add_parser("up", help="run the local stack in the foreground", epilog=UP_EPILOG,

@@ -72,7 +72,7 @@ def install() -> None:
             return PermissionResult.NEUTRAL  # this statement is about someone else
         return original_is_action_permitted(self, action, resource, principal, incoming)
 
-    IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign]
+    IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign,assignment]
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         if self.policy is None:

@@ -74,6 +74,7 @@ class EventPump:
         self._queue_arn = ""
 
     def start(self) -> None:
+        self._stop.clear()
         sqs = aws.client("sqs")
         self._queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"

@@ -140,7 +140,7 @@ def _ratio(value: str) -> float:
     return f
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     tenants = sub.add_parser("tenants", help="onboard, show and list tenants")
     tsub = tenants.add_subparsers(dest="tenants_command", metavar="ACTION", required=True)
 

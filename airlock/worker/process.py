@@ -198,7 +198,8 @@ class Worker:
                 "source_key": ref.key,
                 "source_version": ref.version_id,
                 "source_etag": ref.etag,
-                "outputs": written,
+                "outputs": written,  # S3 keys, not the worker's temporary paths
+                "quarantine": keys["quarantine"] if outcome.quarantine is not None else None,
                 "processing_s": round(time.monotonic() - started, 3),
             }
             body_json = json.dumps(manifest, indent=2, sort_keys=True).encode()

@@ -1,0 +1,381 @@
+"""The local SFTP server end to end: moto over HTTP, the real identity handler, real SFTP clients.
+
+Fixtures live here (not in conftest) so this module needs nothing but moto: a tenant with its own
+KMS key, SSE-KMS bucket, IAM role and ACTIVE registry record, and one user with a key and a password.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from airlock import aws
+from airlock.identity.users import upsert_user
+from airlock.local.resources import create_platform_resources
+from airlock.local.sftp import LocalSftpServer
+from airlock.naming import LOCAL_SERVER_ID, Names
+from airlock.tenancy.registry import Registry
+from handlers.identity_provider import lambda_handler
+from schemas.tenant import Tenant, TenantStatus
+
+pytestmark = pytest.mark.integration
+
+TENANT = "sftpco"
+USER = "sftpco-ops"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Env:
+    names: Names
+    tenant: Tenant
+    server: LocalSftpServer
+    key: Path
+    known_hosts: Path
+    state_dir: Path
+
+    @property
+    def bucket(self) -> str:
+        return self.tenant.bucket
+
+    def objects(self) -> list[str]:
+        resp = aws.client("s3").list_objects_v2(Bucket=self.bucket)
+        return sorted(o["Key"] for o in resp.get("Contents", []))
+
+
+def _create_tenant(names: Names) -> Tenant:
+    kms, s3, iam = aws.client("kms"), aws.client("s3"), aws.client("iam")
+    key_arn = kms.create_key(Description=f"tenant {TENANT}")["KeyMetadata"]["Arn"]
+    bucket = names.tenant_bucket(TENANT)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "transfer.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam.create_role(
+        RoleName=names.tenant_role_name(TENANT), Path=names.tenant_role_path, AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    iam.put_role_policy(
+        RoleName=names.tenant_role_name(TENANT),
+        PolicyName="tenant-bucket",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "s3:*",
+                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                    },
+                    {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn},
+                ],
+            }
+        ),
+    )
+    tenant = Tenant(
+        tenant_id=TENANT,
+        status=TenantStatus.ACTIVE,
+        bucket=bucket,
+        role_arn=names.tenant_role_arn(TENANT),
+        kms_key_arn=key_arn,
+        sftp_users=[USER],
+    )
+    return Registry(names).put(tenant)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    patch = pytest.MonkeyPatch()
+    for k, v in {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRLOCK_SFTP_SERVER_IDS": LOCAL_SERVER_ID,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }.items():
+        patch.setenv(k, v)
+    aws.reset_clients()
+    tmp = tmp_path_factory.mktemp("sftp")
+    server: LocalSftpServer | None = None
+    try:
+        names = Names()
+        create_platform_resources(names)
+        tenant = _create_tenant(names)
+        key = tmp / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        upsert_user(
+            names=names,
+            server_id=LOCAL_SERVER_ID,
+            tenant=tenant,
+            username=USER,
+            public_keys=[key.with_suffix(".pub").read_text()],
+            password=PASSWORD,
+        )
+        state_dir = tmp / "state"
+        server = LocalSftpServer(
+            port=0, state_dir=state_dir, identity=lambda event: lambda_handler(event, None), idle_timeout_s=60
+        ).start()
+        known_hosts = tmp / "known_hosts"
+        known_hosts.write_text(server.known_hosts_line() + "\n")
+        yield Env(names, tenant, server, key, known_hosts, state_dir)
+    finally:
+        if server is not None:
+            server.stop()
+        patch.undo()
+        aws.reset_clients()
+        moto.stop()
+
+
+def _sftp(env: Env, batch: str, *, key: Path | None = None) -> subprocess.CompletedProcess[str]:
+    if shutil.which("sftp") is None:
+        pytest.skip("OpenSSH sftp client not installed")
+    return subprocess.run(
+        [
+            "sftp", "-b", "-", "-i", str(key or env.key), "-P", str(env.server.port),
+            "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={env.known_hosts}",
+            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no",
+            "-o", "ConnectTimeout=5", f"{USER}@127.0.0.1",
+        ],
+        input=batch, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def _paramiko(env: Env, password: str = PASSWORD) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.load_host_keys(str(env.known_hosts))
+    client.connect(
+        "127.0.0.1", port=env.server.port, username=USER, password=password,
+        allow_agent=False, look_for_keys=False, timeout=5, banner_timeout=5, auth_timeout=5,
+    )  # fmt: skip
+    return client, client.open_sftp()
+
+
+def test_openssh_key_upload_lands_in_inbound_encrypted(env: Env, tmp_path: Path) -> None:
+    local = tmp_path / "trades.csv"
+    local.write_text("Trade Id,Notional\nT1,100\n")
+    result = _sftp(env, f"put {local} /inbound/trades.csv\nls -l /inbound\n")
+    assert result.returncode == 0, result.stderr
+    assert "trades.csv" in result.stdout
+    s3 = aws.client("s3")
+    obj = s3.get_object(Bucket=env.bucket, Key="inbound/trades.csv")
+    assert obj["Body"].read() == local.read_bytes()
+    assert obj["ServerSideEncryption"] == "aws:kms"
+    assert env.tenant.kms_key_arn and obj["SSEKMSKeyId"].endswith(env.tenant.kms_key_arn.split("/")[-1])
+
+
+def test_openssh_upload_into_outbound_is_refused(env: Env, tmp_path: Path) -> None:
+    local = tmp_path / "evil.csv"
+    local.write_text("x\n")
+    result = _sftp(env, f"put {local} /outbound/evil.csv\n")
+    assert result.returncode != 0
+    assert "denied" in result.stderr.lower() or "permission" in result.stderr.lower()
+    assert "outbound/evil.csv" not in env.objects()
+
+
+def test_openssh_unknown_key_is_refused(env: Env, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    result = _sftp(env, "ls /\n", key=other)
+    assert result.returncode != 0
+    assert "Permission denied" in result.stderr
+
+
+def test_host_key_matches_ssh_keygen_and_persists(env: Env) -> None:
+    out = subprocess.run(
+        ["ssh-keygen", "-lf", str(env.state_dir / "ssh_host_ed25519_key.pub")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert env.server.host_key_fingerprint in out.stdout
+    again = LocalSftpServer(port=0, state_dir=env.state_dir, identity=lambda e: {})
+    assert again.host_key_fingerprint == env.server.host_key_fingerprint
+
+
+def test_password_login_sees_only_logical_home(env: Env) -> None:
+    client, sftp = _paramiko(env)
+    try:
+        assert sorted(sftp.listdir("/")) == ["inbound", "outbound"]
+        assert sftp.normalize(".") == "/"
+        assert sorted(sftp.listdir("/../..")) == ["inbound", "outbound"]
+        with pytest.raises(FileNotFoundError):
+            sftp.stat("/etc/passwd")
+        with pytest.raises(OSError):
+            sftp.listdir("/processed")
+    finally:
+        client.close()
+
+
+def test_password_login_file_operations(env: Env) -> None:
+    client, sftp = _paramiko(env)
+    try:
+        with sftp.open("/inbound/ops/a.csv", "w") as fh:
+            fh.write(b"a,b\n1,2\n")
+        assert "inbound/ops/a.csv" in env.objects()
+        assert sftp.stat("/inbound/ops").st_mode is not None
+        assert sftp.listdir("/inbound/ops") == ["a.csv"]
+        with sftp.open("/inbound/ops/a.csv", "r") as fh:
+            assert fh.read() == b"a,b\n1,2\n"
+        sftp.rename("/inbound/ops/a.csv", "/inbound/ops/b.csv")
+        assert "inbound/ops/b.csv" in env.objects() and "inbound/ops/a.csv" not in env.objects()
+        sftp.mkdir("/inbound/newdir")
+        assert "inbound/newdir/" in env.objects()
+        assert "newdir" in sftp.listdir("/inbound")
+        sftp.rmdir("/inbound/newdir")
+        sftp.remove("/inbound/ops/b.csv")
+        assert not [k for k in env.objects() if k.startswith("inbound/ops/") or k.startswith("inbound/newdir")]
+        with pytest.raises(PermissionError):
+            sftp.mkdir("/outbound/x")
+        with pytest.raises(PermissionError):
+            sftp.mkdir("/toplevel")
+    finally:
+        client.close()
+
+
+def test_outbound_is_readable_not_writable(env: Env) -> None:
+    aws.client("s3").put_object(Bucket=env.bucket, Key="outbound/reports/r1.json", Body=b"{}")
+    client, sftp = _paramiko(env)
+    try:
+        assert sftp.listdir("/outbound/reports") == ["r1.json"]
+        with sftp.open("/outbound/reports/r1.json") as fh:
+            assert fh.read() == b"{}"
+        with pytest.raises(PermissionError):
+            sftp.remove("/outbound/reports/r1.json")
+        with pytest.raises(PermissionError):
+            sftp.rename("/outbound/reports/r1.json", "/inbound/stolen.json")
+        with pytest.raises(PermissionError):
+            sftp.open("/outbound/reports/new.json", "w")
+    finally:
+        client.close()
+    assert "outbound/reports/r1.json" in env.objects()
+
+
+def test_wrong_password_is_refused(env: Env) -> None:
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(env.known_hosts))
+    try:
+        with pytest.raises(paramiko.AuthenticationException):
+            client.connect(
+                "127.0.0.1", port=env.server.port, username=USER, password="not the password at all",
+                allow_agent=False, look_for_keys=False, timeout=5,
+            )  # fmt: skip
+    finally:
+        client.close()
+
+
+def test_random_access_write_is_refused_and_nothing_stored(env: Env) -> None:
+    client, sftp = _paramiko(env)
+    try:
+        fh = sftp.open("/inbound/seek.csv", "w")
+        fh.write(b"abc")
+        fh.flush()
+        fh.seek(100)
+        with pytest.raises(OSError):
+            fh.write(b"xyz")
+            fh.flush()
+        fh.close()
+    except OSError:
+        pass
+    finally:
+        client.close()
+    time.sleep(0.2)
+    assert "inbound/seek.csv" not in env.objects()
+
+
+def test_killed_upload_leaves_nothing(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="airlock.local.sftp")
+    before = set(env.server._connections)
+    client, sftp = _paramiko(env)
+    ours = set(env.server._connections) - before
+    assert len(ours) == 1
+    fh = sftp.open("/inbound/partial.csv", "w")
+    fh.write(b"x" * 200_000)
+    fh.flush()
+    # Kill the TCP connection under the client: no SFTP close, no SSH disconnect.
+    transport = client.get_transport()
+    assert transport is not None
+    sock: Any = transport.sock
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and ours & env.server._connections:
+        time.sleep(0.05)
+    assert not ours & env.server._connections
+    assert "discarding incomplete upload of /inbound/partial.csv" in caplog.text
+    assert "inbound/partial.csv" not in env.objects()
+    client.close()
+
+
+def test_disabled_identity_response_denies(env: Env, tmp_path: Path) -> None:
+    """A server whose identity provider says ``{}`` lets nobody in (Transfer Family's contract)."""
+    server = LocalSftpServer(port=0, state_dir=tmp_path, identity=lambda e: {}).start()
+    try:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        with pytest.raises(paramiko.AuthenticationException):
+            client.connect(
+                "127.0.0.1", port=server.port, username=USER, password=PASSWORD,
+                allow_agent=False, look_for_keys=False, timeout=5,
+            )  # fmt: skip
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_idle_session_is_closed(env: Env, tmp_path: Path) -> None:
+    server = LocalSftpServer(
+        port=0, state_dir=env.state_dir, identity=lambda event: lambda_handler(event, None), idle_timeout_s=0.5
+    ).start()
+    try:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(env.known_hosts.parent / "known_hosts"))
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(
+            "127.0.0.1", port=server.port, username=USER, password=PASSWORD,
+            allow_agent=False, look_for_keys=False, timeout=5,
+        )  # fmt: skip
+        sftp = client.open_sftp()
+        assert sftp.listdir("/")
+        deadline = time.monotonic() + 8
+        transport = client.get_transport()
+        while time.monotonic() < deadline and transport is not None and transport.is_active():
+            time.sleep(0.1)
+        assert transport is not None and not transport.is_active()
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_env_left_clean() -> None:
+    assert os.environ.get("AWS_ENDPOINT_URL") is None or "127.0.0.1" in os.environ["AWS_ENDPOINT_URL"]

@@ -1,0 +1,136 @@
+"""Both handler faces over moto in-process, fed the sample events in ``events/``, with the real stores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from identity_fakes import ed25519_line
+
+from airlock.identity.users import upsert_user
+from airlock.local.resources import create_platform_resources
+from airlock.naming import Names
+from airlock.tenancy.registry import Registry
+from schemas.tenant import Tenant, TenantStatus
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+PASSWORD = "correct horse battery staple"  # the one in events/identity_provider_password.json
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture
+def stack(moto_aws: None, names: Names, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    event = load("identity_provider_password.json")
+    monkeypatch.setenv("AIRLOCK_SFTP_SERVER_IDS", event["serverId"])
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Airlock")
+    create_platform_resources(names)
+    tenant = Registry(names).put(
+        Tenant(
+            tenant_id="acme",
+            status=TenantStatus.ACTIVE,
+            bucket=names.tenant_bucket("acme"),
+            role_arn=names.tenant_role_arn("acme"),
+        )
+    )
+    key = ed25519_line()
+    upsert_user(
+        names=names,
+        server_id=event["serverId"],
+        tenant=tenant,
+        username=event["username"],
+        public_keys=[key],
+        password=PASSWORD,
+        allowed_cidrs=["203.0.113.0/24"],
+    )
+    yield {"tenant": tenant, "key": key}
+
+
+def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The audit records (powertools binds stdout at import, so read them as log records)."""
+    return [r.__dict__ for r in caplog.records if r.__dict__.get("event") == "sftp_login"]
+
+
+def test_password_event(stack: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    from handlers.identity_provider import lambda_handler
+
+    resp = lambda_handler(load("identity_provider_password.json"), None)
+    assert resp["Role"] == stack["tenant"].role_arn and "PublicKeys" not in resp
+    (audit,) = audit_lines(caplog)
+    assert audit["result"] == "allowed" and audit["tenant"] == "acme" and audit["method"] == "password"
+    assert audit["source_ip"] == "203.0.113.10" and audit["server"] == "s-1234567890abcdef0"
+
+
+def test_key_event(stack: dict[str, Any]) -> None:
+    from handlers.identity_provider import lambda_handler
+
+    resp = lambda_handler(load("identity_provider_key.json"), None)
+    assert resp["PublicKeys"] == [stack["key"]]
+
+
+def test_denied_login_is_audited_and_counted_as_a_metric(
+    stack: dict[str, Any], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from handlers.identity_provider import lambda_handler
+
+    event = {**load("identity_provider_password.json"), "password": "not it at all"}
+    assert lambda_handler(event, None) == {}
+    out = capsys.readouterr().out
+    (audit,) = audit_lines(caplog)
+    assert audit["result"] == "denied" and audit["reason"] == "bad_password"
+    logged = out + caplog.text + repr([r.__dict__ for r in caplog.records])
+    assert "not it at all" not in logged and PASSWORD not in logged and "$argon2" not in logged
+    (metric,) = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    assert metric["RejectedLogins"] in (1, 1.0, [1.0]) and metric["reason"] == "bad_password"
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Airlock"
+
+
+def test_garbage_event_is_denied(stack: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    from handlers.identity_provider import lambda_handler
+
+    assert lambda_handler({"username": "x"}, None) == {}
+    assert lambda_handler([], None) == {}  # type: ignore[arg-type]
+    assert [a["reason"] for a in audit_lines(caplog)] == ["bad_request", "bad_request"]
+
+
+def test_unexpected_errors_deny(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import handlers.identity_provider as face
+
+    def explode(_request: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(face, "authenticate", explode)
+    assert face.lambda_handler(load("identity_provider_password.json"), None) == {}
+
+
+def test_lockout_after_repeated_failures(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from handlers.identity_provider import lambda_handler
+
+    monkeypatch.setenv("AIRLOCK_LOCKOUT_MAX_PER_USER_IP", "3")
+    bad = {**load("identity_provider_password.json"), "password": "wrong password"}
+    for _ in range(3):
+        assert lambda_handler(bad, None) == {}
+    good = load("identity_provider_password.json")
+    assert lambda_handler(good, None) == {}  # locked, even with the right password
+    other_ip = {**good, "sourceIp": "203.0.113.11"}
+    assert lambda_handler(other_ip, None)["Role"]  # the per-user+IP lock does not lock other desks
+
+
+def test_api_gateway_face(stack: dict[str, Any]) -> None:
+    from handlers.identity_provider_api import lambda_handler, to_identity_event
+
+    event = load("identity_provider_api.json")
+    assert to_identity_event(event)["sourceIp"] == "203.0.113.10"  # Transfer Family's, not the caller's
+    resp = lambda_handler(event, None)
+    assert resp["statusCode"] == 200
+    body = json.loads(resp["body"])
+    assert body["Role"] == stack["tenant"].role_arn and "PublicKeys" not in body
+    key_event = {**event, "headers": {k: v for k, v in event["headers"].items() if k != "Password"}}
+    assert json.loads(lambda_handler(key_event, None)["body"])["PublicKeys"] == [stack["key"]]
+    wrong = {**event, "headers": {**event["headers"], "Password": "nope nope nope"}}
+    assert json.loads(lambda_handler(wrong, None)["body"]) == {}
