@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "airlock.identity.cli",
     "airlock.local.cli",
     "airlock.tenancy.cli",
+    "airlock.worker.cli",
 )
 
 

@@ -40,11 +40,14 @@ class FileRecord(BaseModel):
     tenant_id: str
     bucket: str
     key: str
-    version: str
+    version: str  # the object version id, or its ETag in an unversioned bucket
+    version_id: str = ""
+    etag: str = ""
     state: FileState
     received_at: str
     updated_at: str
     attempts: int = 0
+    replays: int = 0
     lease_owner: str | None = None
     lease_until: int | None = None
     kind: str | None = None

@@ -86,7 +86,8 @@ class Ledger:
                 Key={"file_id": {"S": file_id}},
                 UpdateExpression=(
                     "SET #state = :processing, #tenant = :tenant, #bucket = :bucket, #key = :key, "
-                    "#version = :version, #received = if_not_exists(#received, :iso), #updated = :iso, "
+                    "#version = :version, #vid = :vid, #etag = :etag, "
+                    "#received = if_not_exists(#received, :iso), #updated = :iso, "
                     "#owner = :owner, #until = :until ADD #attempts :one"
                 ),
                 ConditionExpression=(
@@ -95,7 +96,8 @@ class Ledger:
                 ),
                 ExpressionAttributeNames={
                     "#state": "state", "#tenant": "tenant_id", "#bucket": "bucket", "#key": "key",
-                    "#version": "version", "#received": "received_at", "#updated": "updated_at",
+                    "#version": "version", "#vid": "version_id", "#etag": "etag",
+                    "#received": "received_at", "#updated": "updated_at",
                     "#owner": "lease_owner", "#until": "lease_until", "#attempts": "attempts",
                 },
                 ExpressionAttributeValues={
@@ -105,6 +107,8 @@ class Ledger:
                     ":bucket": {"S": ref.bucket},
                     ":key": {"S": ref.key},
                     ":version": {"S": object_version(ref)},
+                    ":vid": {"S": ref.version_id or ""},
+                    ":etag": {"S": (ref.etag or "").strip('"')},
                     ":iso": {"S": _now_iso()},
                     ":owner": {"S": owner},
                     ":until": {"N": str(now + self.lease_s)},
@@ -163,6 +167,30 @@ class Ledger:
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+    def reopen(self, file_id: str) -> FileRecord:
+        """Make a finished file claimable again (``airlock files replay``); counts the replay."""
+        item = self.ddb.update_item(
+            TableName=self.names.files_table,
+            Key={"file_id": {"S": file_id}},
+            UpdateExpression="SET #state = :received, #until = :zero, #updated = :iso ADD #replays :one",
+            ConditionExpression="#state IN (:accepted, :partial, :rejected, :failed)",
+            ExpressionAttributeNames={
+                "#state": "state", "#until": "lease_until", "#updated": "updated_at", "#replays": "replays",
+            },
+            ExpressionAttributeValues={
+                ":received": {"S": FileState.RECEIVED.value},
+                ":zero": {"N": "0"},
+                ":iso": {"S": _now_iso()},
+                ":one": {"N": "1"},
+                **{f":{k}": {"S": v.value} for k, v in (
+                    ("accepted", FileState.ACCEPTED), ("partial", FileState.ACCEPTED_WITH_ERRORS),
+                    ("rejected", FileState.REJECTED), ("failed", FileState.FAILED),
+                )},
+            },
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return _record(item)
 
     def list_for_tenant(self, tenant_id: str) -> list[FileRecord]:
         resp = self.ddb.query(
