@@ -14,11 +14,17 @@ ARN with the caller's *session* ARN verbatim, so a role trusted by ARN (our tena
 ingest worker's role) can never be assumed from a session of that role, as it can on AWS. Finally,
 a trust statement whose principal does not match the caller makes moto *deny* the call outright,
 where AWS just finds that statement not applicable and goes on to the next one.
+
+moto's DynamoDB checks a ``ConditionExpression`` and then writes, without a lock: two threads can
+both pass the same condition (two workers both "win" one file's claim). DynamoDB makes a
+conditional write atomic; locally every write is serialized so the file ledger keeps that promise.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from typing import Any
 
 _MARK = "_airlock_bridged"
@@ -39,6 +45,18 @@ def _same_role(role_arn: str, role: tuple[str, str]) -> bool:
     )
 
 
+_DDB_WRITE_LOCK = threading.RLock()
+
+
+def _serialized(method: Any) -> Any:
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _DDB_WRITE_LOCK:
+            return method(*args, **kwargs)
+
+    return locked
+
+
 def install() -> None:
     """Patch moto in this process (idempotent). Affects both the threaded server and ``mock_aws``."""
     from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
@@ -46,6 +64,11 @@ def install() -> None:
 
     if getattr(FakeBucket.get_permission, _MARK, False):
         return
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
+        setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
 
     original_check_principal = IAMPolicyStatement._check_principal
 

@@ -72,7 +72,7 @@ class Ledger:
         item = self.ddb.get_item(
             TableName=self.names.files_table, Key={"file_id": {"S": file_id}}, ConsistentRead=True
         ).get("Item")
-        if not item or "state" not in item:
+        if not item:
             return None
         return _record(item)
 
@@ -122,10 +122,7 @@ class Ledger:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
         record = self.get(file_id)
-        if record is None:  # the winner's write is not visible yet: it is certainly not done
-            record = FileRecord(file_id=file_id, tenant_id=tenant_id, bucket=ref.bucket, key=ref.key,
-                                version=object_version(ref), state=FileState.PROCESSING,
-                                received_at=_now_iso(), updated_at=_now_iso())
+        assert record is not None  # the condition failed, so the item exists
         return Claim(ClaimStatus.DONE if record.state.terminal else ClaimStatus.BUSY, record)
 
     def finish(self, file_id: str, owner: str, state: FileState, **fields: Any) -> FileRecord:
@@ -199,4 +196,4 @@ class Ledger:
             KeyConditionExpression="tenant_id = :t",
             ExpressionAttributeValues={":t": {"S": tenant_id}},
         )
-        return [_record(i) for i in resp["Items"] if "state" in i]
+        return [_record(i) for i in resp["Items"]]
