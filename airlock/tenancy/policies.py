@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from airlock.naming import Names
 
 Policy = dict[str, Any]
 
+SSE_HEADER = "s3:x-amz-server-side-encryption"
+SSE_KEY_HEADER = "s3:x-amz-server-side-encryption-aws-kms-key-id"
 TENANT_S3_DATA_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"]
 KMS_DATA_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt*", "kms:DescribeKey"]
 
@@ -100,13 +103,19 @@ def tenant_bucket_policy(bucket: str, key_arn: str, tenant_role_arn: str, admin_
             "Resource": [arn, f"{arn}/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         },
+        # A put that names no encryption gets the bucket default (SSE-KMS, tenant key): that is how
+        # Transfer Family writes. A put that names one must name exactly ours. (An ...IfExists operator
+        # would be true for the absent header and deny every SFTP upload.)
         {
             "Sid": "DenyWrongEncryption",
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:PutObject",
             "Resource": f"{arn}/*",
-            "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            "Condition": {
+                "Null": {SSE_HEADER: "false"},
+                "StringNotEquals": {SSE_HEADER: "aws:kms"},
+            },
         },
         {
             "Sid": "DenyWrongKey",
@@ -115,7 +124,20 @@ def tenant_bucket_policy(bucket: str, key_arn: str, tenant_role_arn: str, admin_
             "Action": "s3:PutObject",
             "Resource": f"{arn}/*",
             "Condition": {
-                "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+                "Null": {SSE_KEY_HEADER: "false"},
+                "StringNotEquals": {SSE_KEY_HEADER: key_arn},
+            },
+        },
+        {
+            # aws:kms without a key id would mean the AWS-managed aws/s3 key, not the tenant's.
+            "Sid": "DenyKmsWithoutTenantKey",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"{arn}/*",
+            "Condition": {
+                "StringEquals": {SSE_HEADER: "aws:kms"},
+                "Null": {SSE_KEY_HEADER: "true"},
             },
         },
         {
@@ -129,6 +151,11 @@ def tenant_bucket_policy(bucket: str, key_arn: str, tenant_role_arn: str, admin_
     )
 
 
+def iam_literal(text: str) -> str:
+    """Escape IAM's wildcards and variables so an object key matches only itself (``inbound/*`` is a legal key)."""
+    return "".join({"*": "${*}", "?": "${?}", "$": "${$}"}.get(c, c) for c in text)
+
+
 def worker_session_policy(bucket: str, source_key: str, file_id: str, key_arn: str) -> Policy:
     """Scope-down for the worker's tenant session: read this one object, write this file's outputs."""
     arn = f"arn:aws:s3:::{bucket}"
@@ -137,7 +164,7 @@ def worker_session_policy(bucket: str, source_key: str, file_id: str, key_arn: s
             "Sid": "ReadSource",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject"],
-            "Resource": f"{arn}/{source_key}",
+            "Resource": f"{arn}/{iam_literal(source_key)}",
         },
         {
             "Sid": "WriteOutputs",
@@ -147,8 +174,8 @@ def worker_session_policy(bucket: str, source_key: str, file_id: str, key_arn: s
                 f"{arn}/processed/*/{file_id}.parquet",
                 f"{arn}/reports/{file_id}.json",
                 f"{arn}/rejected/{file_id}/*",
-                f"{arn}/archive/*",
-                f"{arn}/outbound/reports/*",
+                f"{arn}/archive/{file_id}/*",
+                f"{arn}/outbound/reports/{iam_literal(posixpath.basename(source_key))}.report.*",
             ],
         },
         {"Sid": "UseTenantKey", "Effect": "Allow", "Action": KMS_DATA_ACTIONS, "Resource": key_arn},

@@ -123,6 +123,9 @@ class Ledger:
                 raise
         record = self.get(file_id)
         assert record is not None  # the condition failed, so the item exists
+        if record.state is FileState.PROCESSING and record.lease_owner == owner:
+            # Our own update was applied but its response lost; botocore's retry then failed the condition.
+            return Claim(ClaimStatus.CLAIMED, record)
         return Claim(ClaimStatus.DONE if record.state.terminal else ClaimStatus.BUSY, record)
 
     def finish(self, file_id: str, owner: str, state: FileState, **fields: Any) -> FileRecord:

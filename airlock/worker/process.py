@@ -74,12 +74,20 @@ class Result:
     reason: str | None = None
 
 
-def is_transient(err: BaseException) -> bool:
-    if isinstance(err, ClientError):
-        code = err.response.get("Error", {}).get("Code", "")
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_CODES or status >= 500
-    return isinstance(err, BotoCoreError | TimeoutError | ConnectionError)
+def is_transient(err: BaseException | None) -> bool:
+    """Throttling, 5xx, timeouts: anywhere in the chain (boto3's upload_file wraps the ClientError)."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, ClientError):
+            code = err.response.get("Error", {}).get("Code", "")
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in TRANSIENT_CODES or status >= 500:
+                return True
+        elif isinstance(err, BotoCoreError | TimeoutError | ConnectionError):
+            return True
+        err = err.__cause__ or err.__context__
+        seen += 1
+    return False
 
 
 IGNORED_KEY_REASONS = ("outside inbound/", "folder marker", "path traversal")
@@ -121,7 +129,7 @@ class Worker:
         self.names = names or Names.from_env()
         self.registry = Registry(self.names)
         self.ledger = Ledger(self.names)
-        self.owner = f"worker-{uuid.uuid4().hex[:12]}"
+        self.worker_id = f"worker-{uuid.uuid4().hex[:12]}"
 
     def process(self, ref: ObjectRef) -> Result:
         why = ignorable_key(ref.key)
@@ -134,7 +142,10 @@ class Worker:
             self._publish(UnknownBucket(bucket=ref.bucket, key=ref.key, reason=reason))
             return Result(status="ignored", reason=reason, tenant_id=tenant.tenant_id if tenant else None)
 
-        claim = self.ledger.claim(ref, tenant.tenant_id, self.owner)
+        # One token per attempt, not per worker: two deliveries handled by one warm worker (or two
+        # threads locally) must not mistake each other's claim for their own.
+        owner = f"{self.worker_id}-{uuid.uuid4().hex[:8]}"
+        claim = self.ledger.claim(ref, tenant.tenant_id, owner)
         record = claim.record
         if claim.status is ClaimStatus.DONE:
             return Result(status="duplicate", file_id=record.file_id, tenant_id=tenant.tenant_id,
@@ -143,20 +154,20 @@ class Worker:
             raise TransientError(f"file {record.file_id} is being processed by {record.lease_owner}")
 
         try:
-            return self._run(tenant, ref, record.file_id, datetime.fromisoformat(record.received_at))
+            return self._run(tenant, ref, record.file_id, datetime.fromisoformat(record.received_at), owner)
         except Exception as err:
             if is_transient(err) and record.attempts < MAX_ATTEMPTS:
-                self.ledger.release(record.file_id, self.owner, f"{type(err).__name__}: {err}")
+                self.ledger.release(record.file_id, owner, f"{type(err).__name__}: {err}")
                 raise TransientError(str(err)) from err
             log.exception("file failed", extra={"file_id": record.file_id, "tenant_id": tenant.tenant_id})
             error = f"{type(err).__name__}: {err}"[:1000]
-            self.ledger.finish(record.file_id, self.owner, FileState.FAILED, error=error)
+            self.ledger.finish(record.file_id, owner, FileState.FAILED, error=error)
             self._publish(FileFailed(tenant_id=tenant.tenant_id, file_id=record.file_id, source_key=ref.key,
                                      error=type(err).__name__))
             return Result(status="processed", file_id=record.file_id, tenant_id=tenant.tenant_id,
                           verdict="failed", reason=str(err))
 
-    def _run(self, tenant: Tenant, ref: ObjectRef, file_id: str, received_at: datetime) -> Result:
+    def _run(self, tenant: Tenant, ref: ObjectRef, file_id: str, received_at: datetime, owner: str) -> Result:
         assert tenant.kms_key_arn
         s3 = s3_client(file_session(tenant, source_key=ref.key, file_id=file_id))
         sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": tenant.kms_key_arn}
@@ -211,14 +222,16 @@ class Worker:
                           Body=report_csv(outcome.report()).encode(), ContentType="text/csv", **sse)
             s3.copy_object(Bucket=ref.bucket, Key=keys["archive"], CopySource=get_args, **sse)
 
+        # Tenant buckets are versioned and the source is read by version id, so the original can leave
+        # inbound/ before the verdict is recorded: a crash in between re-reads the same version.
+        s3.delete_object(Bucket=ref.bucket, Key=ref.key)
         state = FileState(outcome.verdict.value.upper())
         self.ledger.finish(
-            file_id, self.owner, state,
+            file_id, owner, state,
             kind=outcome.kind, verdict=outcome.verdict.value,
             rows_total=outcome.rows_total, rows_accepted=outcome.rows_accepted,
             rows_rejected=outcome.rows_rejected, report_key=keys["report"], output_keys=written,
         )
-        s3.delete_object(Bucket=ref.bucket, Key=ref.key)
         event_type: type[FileEvent] = FileAccepted if state is not FileState.REJECTED else FileRejected
         self._publish(event_type(
             tenant_id=tenant.tenant_id, file_id=file_id, source_key=ref.key, kind=outcome.kind,

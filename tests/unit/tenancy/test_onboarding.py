@@ -52,7 +52,9 @@ def test_onboard_reaches_active_with_every_resource(platform: Names) -> None:
     block = s3.get_public_access_block(Bucket=tenant.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
     sids = {s["Sid"] for s in json.loads(s3.get_bucket_policy(Bucket=tenant.bucket)["Policy"])["Statement"]}
-    assert sids == {"DenyInsecureTransport", "DenyWrongEncryption", "DenyWrongKey", "DenyOtherPrincipals"}
+    assert sids == {
+        "DenyInsecureTransport", "DenyWrongEncryption", "DenyWrongKey", "DenyKmsWithoutTenantKey", "DenyOtherPrincipals"
+    }
 
     kms = boto3.client("kms")
     key_policy = json.loads(kms.get_key_policy(KeyId=tenant.kms_key_arn, PolicyName="default")["Policy"])
