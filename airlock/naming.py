@@ -18,6 +18,8 @@ LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_SERVER_ID = "s-00000000000000a1c"
 
 MAX_BUCKET_NAME = 63
+# Receives of one ingest message before the queue dead-letters it (template.yaml's redrive policy).
+INGEST_MAX_RECEIVE_COUNT = 5
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
 _TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -20,6 +21,7 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from airlock.naming import INGEST_MAX_RECEIVE_COUNT
 from airlock.worker.process import IGNORED_KEY_REASONS, Worker
 from schemas.ledger import ObjectRef
 
@@ -30,6 +32,8 @@ tracer = Tracer()
 # A file is not started with less than this left: it goes back to the queue for a fresh invocation.
 MIN_REMAINING_MS = 60_000
 processor = BatchProcessor(event_type=EventType.SQS)
+# The core logs through stdlib loggers ("airlock.*"): give them the same JSON shape and keys.
+copy_config_to_registered_loggers(source_logger=logger, include={"airlock"})
 _worker: Worker | None = None
 
 
@@ -48,7 +52,8 @@ def object_refs(body: str) -> list[ObjectRef]:
             return []
         ev = S3EventNotificationEventBridgeModel.model_validate(data)
         o = ev.detail.object
-        return [ObjectRef(bucket=ev.detail.bucket.name, key=o.key, version_id=o.version_id, etag=o.etag, size=o.size)]
+        return [ObjectRef(bucket=ev.detail.bucket.name, key=o.key, version_id=o.version_id, etag=o.etag, size=o.size,
+                          request_id=ev.detail.request_id)]
     if isinstance(data, dict) and "Records" in data:
         s3 = S3Model.model_validate(data)
         return [
@@ -58,6 +63,7 @@ def object_refs(body: str) -> list[ObjectRef]:
                 version_id=r.s3.object.versionId,
                 etag=r.s3.object.eTag,
                 size=r.s3.object.size,
+                request_id=r.responseElements.x_amz_request_id,
             )
             for r in s3.Records
             if r.eventName.startswith("ObjectCreated:") and r.s3.object is not None
@@ -78,15 +84,28 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         return
     for ref in refs:
-        result = worker().process(ref)  # TransientError propagates: this message is retried
-        logger.info(
-            "file handled",
-            extra={"message_id": record.message_id, "bucket": ref.bucket, "key": ref.key, **result.__dict__},
-        )
+        logger.append_keys(message_id=record.message_id, bucket=ref.bucket, key=ref.key)
+        logger.set_correlation_id(ref.request_id or record.message_id)
+        try:
+            result = worker().process(ref)  # TransientError propagates: this message is retried
+        except Exception:
+            if int(record.attributes.approximate_receive_count or 0) >= INGEST_MAX_RECEIVE_COUNT:
+                metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=1)
+                logger.error("message goes to the dead-letter queue",
+                             extra={"receives": record.attributes.approximate_receive_count})
+            raise
+        finally:
+            logger.remove_keys(["message_id", "bucket", "key"])
+        logger.info("file handled", extra={"message_id": record.message_id, "key": ref.key, **result.__dict__})
+        if result.tenant_id:
+            tracer.put_annotation("tenant_id", result.tenant_id)
         if result.status == "processed" and result.verdict:
+            tracer.put_annotation("verdict", result.verdict)
             metrics.add_metric(name=f"Files_{result.verdict}", unit=MetricUnit.Count, value=1)
             metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=result.rows_accepted)
             metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
+            if result.processing_s is not None:
+                metrics.add_metric(name="ProcessingSeconds", unit=MetricUnit.Seconds, value=result.processing_s)
         elif result.status == "ignored" and result.reason and not result.reason.startswith(IGNORED_KEY_REASONS):
             metrics.add_metric(name="UploadsWithoutActiveTenant", unit=MetricUnit.Count, value=1)
         elif result.status == "duplicate":

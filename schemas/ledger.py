@@ -33,6 +33,7 @@ class ObjectRef(BaseModel):
     version_id: str | None = None
     etag: str | None = None
     size: int | None = None
+    request_id: str | None = None  # S3's request id for the upload: joins logs to CloudTrail
 
 
 class FileRecord(BaseModel):

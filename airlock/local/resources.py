@@ -14,14 +14,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from airlock import aws
-from airlock.naming import Names
+from airlock.naming import INGEST_MAX_RECEIVE_COUNT, Names
 from airlock.tenancy.policies import worker_role_permissions
 from airlock.tenancy.registry import BUCKET_INDEX
 
 # Lambda's SQS event source mapping wants visibility >= 6x the function timeout; in template.yaml
 # the ingest function runs up to 300 s. Locally a failed message should come back within seconds.
-INGEST_MAX_RECEIVE_COUNT = 5
 LOCAL_VISIBILITY_TIMEOUT_S = 20
+__all__ = ["INGEST_MAX_RECEIVE_COUNT", "PlatformResources", "create_platform_resources", "create_worker_role"]
 
 
 @dataclass(frozen=True)

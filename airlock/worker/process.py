@@ -27,6 +27,7 @@ from airlock.ingest.pipeline import IngestOptions, IngestOutcome, ingest, report
 from airlock.naming import (
     ARCHIVE_PREFIX,
     INBOUND_PREFIX,
+    INGEST_MAX_RECEIVE_COUNT,
     OUTBOUND_PREFIX,
     PROCESSED_PREFIX,
     REJECTED_PREFIX,
@@ -42,7 +43,7 @@ from schemas.tenant import Tenant
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = INGEST_MAX_RECEIVE_COUNT
 TRANSIENT_CODES = frozenset(
     {
         "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
@@ -72,6 +73,7 @@ class Result:
     output_keys: list[str] = field(default_factory=list)
     report_key: str | None = None
     reason: str | None = None
+    processing_s: float | None = None
 
 
 def is_transient(err: BaseException | None) -> bool:
@@ -242,6 +244,7 @@ class Worker:
             status="processed", file_id=file_id, tenant_id=tenant.tenant_id, kind=outcome.kind,
             verdict=outcome.verdict.value, rows_total=outcome.rows_total, rows_accepted=outcome.rows_accepted,
             rows_rejected=outcome.rows_rejected, output_keys=written, report_key=keys["report"],
+            processing_s=time.monotonic() - started,
         )
 
     def _publish(self, event: FileEvent | UnknownBucket) -> None:
