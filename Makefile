@@ -26,7 +26,7 @@ lint: $(STAMP)  ## ruff
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy
 
-template-check: $(STAMP)  ## sam validate --lint and cfn-lint on template.yaml
+template-check: $(STAMP)  ## sam validate --lint, cfn-lint, checkov, ASL lint
 	scripts/check_template.sh
 
 unit: $(STAMP)  ## unit tests only (no local stack)

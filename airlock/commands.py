@@ -9,6 +9,7 @@ import importlib
 COMMAND_MODULES = (
     "airlock.ingest.cli",
     "airlock.identity.cli",
+    "airlock.invoke",
     "airlock.local.cli",
     "airlock.tenancy.cli",
     "airlock.worker.cli",

@@ -18,12 +18,17 @@ where AWS just finds that statement not applicable and goes on to the next one.
 moto's DynamoDB checks a ``ConditionExpression`` and then writes, without a lock: two threads can
 both pass the same condition (two workers both "win" one file's claim). DynamoDB makes a
 conditional write atomic; locally every write is serialized so the file ledger keeps that promise.
+
+moto stores a bucket's ``EventBridgeConfiguration`` (and delivers the events) but leaves it out of
+``GetBucketNotificationConfiguration``, so ``airlock tenants check`` would report drift that is not
+there; the GET answer gets the element back.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 from typing import Any
 
@@ -66,6 +71,24 @@ def install() -> None:
         return
 
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.s3.responses import S3Response
+
+    original_get_notification = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: Any) -> Any:
+        status, headers, body = original_get_notification(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is None or config.event_bridge is None:
+            return status, headers, body
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        element = "<EventBridgeConfiguration></EventBridgeConfiguration>"
+        if "<EventBridgeConfiguration" not in text:
+            empty = r"<NotificationConfiguration\1></NotificationConfiguration>"
+            text = re.sub(r"<NotificationConfiguration([^>]*)/>", empty, text)
+            text = text.replace("</NotificationConfiguration>", f"{element}</NotificationConfiguration>", 1)
+        return status, headers, text
+
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
         setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))

@@ -1,4 +1,8 @@
-"""``airlock tenants onboard|show|list``."""
+"""``airlock tenants onboard|offboard|show|list|check``.
+
+onboard/offboard start an execution of the state machine and wait for it, printing each state as it
+is entered: on AWS through StartExecution, locally by running the same ASL file in-process.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,20 @@ from pydantic import ValidationError
 from airlock import target
 from airlock.naming import Names
 from airlock.tenancy.registry import Registry
-from schemas.onboarding import OnboardRequest, SftpUserSpec
+from schemas.onboarding import (
+    MAX_KEY_DELETION_DAYS,
+    MIN_KEY_DELETION_DAYS,
+    OffboardRequest,
+    OnboardRequest,
+    SftpUserSpec,
+)
 from schemas.sftp_user import LOOPBACK_CIDRS
 from schemas.tenant import IngestPolicy, Tenant
+
+RUNNER_HELP = (
+    "where the state machine runs: aws (StartExecution on the deployed one), local (the same ASL file, "
+    "in this process), auto (aws if deployed, else local for a local endpoint; default)"
+)
 
 ONBOARD_EXAMPLES = """\
 examples:
@@ -24,12 +39,36 @@ examples:
 
 Runs against AWS_ENDPOINT_URL if set, else the local stack started by `airlock local up`, else AWS.
 Safe to run again: every step is create-or-get, and the tenant converges to ACTIVE.
+The password is hashed before the execution starts: it never appears in the execution history.
+"""
+
+OFFBOARD_EXAMPLES = """\
+examples:
+  airlock tenants offboard acme                       asks for confirmation
+  airlock tenants offboard acme --yes --key-deletion-days 7 --reason "contract ended"
+
+Disables the tenant's SFTP users, denies everything to its role, and schedules its KMS key for
+deletion after the window (7-30 days). When the window passes, every object in the tenant's bucket
+is unreadable for good (crypto-shredding); until then `aws kms cancel-key-deletion` undoes it.
+"""
+
+CHECK_EXAMPLES = """\
+examples:
+  airlock tenants check              every tenant
+  airlock tenants check acme --json
+
+Compares the live key, key policy, bucket encryption, bucket policy, notifications and role trust
+with what onboarding sets up. Exit status: 0 no drift, 1 drift found, 2 usage error.
 """
 
 
 def _fail(message: str) -> int:
     print(f"airlock: {message}", file=sys.stderr)
     return 2
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _format_validation(err: ValidationError) -> str:
@@ -95,14 +134,68 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     except ValidationError as err:
         return _fail(_format_validation(err))
     from airlock.identity.errors import IdentityInputError
-    from airlock.onboarding.steps import onboard
+    from airlock.onboarding.executions import ExecutionFailed, RunnerUnavailable, onboard
 
     print(f"onboarding {req.tenant_id} on {tgt.description}", file=sys.stderr)
     try:
-        tenant = onboard(req, server_id=server_id or "", names=Names.from_env())
-    except (IdentityInputError, ValueError) as err:
+        tenant = onboard(req, server_id=server_id or "", names=Names.from_env(), runner=args.runner,
+                         progress=_progress)
+    except (IdentityInputError, RunnerUnavailable, ValueError) as err:
         return _fail(str(err))
+    except ExecutionFailed as err:
+        print(f"airlock: {err}", file=sys.stderr)
+        print(f"airlock: the tenant is marked FAILED and an alert was published; fix the cause and run the "
+              f"same command again (execution {err.execution_id})", file=sys.stderr)
+        return 1
     _print_tenant(tenant, args.json)
+    return 0
+
+
+def _confirm(tenant_id: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    print(f"Offboarding {tenant_id} disables its SFTP users and schedules its KMS key for deletion: "
+          "its data becomes unreadable for good once the window passes.", file=sys.stderr)
+    try:
+        answer = input(f"Type the tenant id ({tenant_id}) to confirm: ")
+    except EOFError:
+        return False
+    return answer.strip() == tenant_id
+
+
+def cmd_offboard(args: argparse.Namespace) -> int:
+    tgt = target.resolve()
+    try:
+        req = OffboardRequest(
+            tenant_id=args.tenant,
+            server_id=args.server_id or tgt.server_id or "",
+            key_deletion_window_days=args.key_deletion_days,
+            requested_by=args.requested_by or "",
+            reason=args.reason or "",
+        )
+    except ValidationError as err:
+        return _fail(_format_validation(err))
+    if Registry(Names.from_env()).get(req.tenant_id) is None:
+        return _fail(f"no tenant {req.tenant_id!r} in the registry (see `airlock tenants list`)")
+    if not args.yes and not _confirm(req.tenant_id):
+        return _fail("not confirmed: nothing was changed (pass --yes to skip the question)")
+    from airlock.onboarding.executions import ExecutionFailed, RunnerUnavailable, offboard
+
+    print(f"offboarding {req.tenant_id} on {tgt.description}", file=sys.stderr)
+    try:
+        record = offboard(req, names=Names.from_env(), runner=args.runner, progress=_progress)
+    except (RunnerUnavailable, ValueError) as err:
+        return _fail(str(err))
+    except ExecutionFailed as err:
+        print(f"airlock: {err}", file=sys.stderr)
+        print("airlock: the tenant stays SUSPENDED and an alert was published; run the same command again",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(record.model_dump_json(indent=2))
+    else:
+        print(f"{record.tenant_id} offboarded: users disabled ({', '.join(record.disabled_users) or 'none'}), "
+              f"role denied, key deletion on {record.key_deletion_date or '-'}")
     return 0
 
 
@@ -130,6 +223,32 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from airlock.tenancy.check import check_tenant
+
+    target.resolve()
+    names = Names.from_env()
+    registry = Registry(names)
+    if args.tenant:
+        one = registry.get(args.tenant)
+        if one is None:
+            return _fail(f"no tenant {args.tenant!r} in the registry (see `airlock tenants list`)")
+        tenants = [one]
+    else:
+        tenants = registry.list()
+    reports = [check_tenant(t, names) for t in tenants]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+    else:
+        for r in reports:
+            print(f"{r.tenant_id}: {'OK' if r.ok else 'DRIFT'} ({r.status}; {len(r.checked)} aspects checked)")
+            for finding in r.findings:
+                print(f"  - {finding}")
+        if not reports:
+            print("no tenants to check")
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def _ratio(value: str) -> float:
     try:
         f = float(value)
@@ -140,15 +259,26 @@ def _ratio(value: str) -> float:
     return f
 
 
+def _days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if not MIN_KEY_DELETION_DAYS <= days <= MAX_KEY_DELETION_DAYS:
+        raise argparse.ArgumentTypeError(f"KMS allows {MIN_KEY_DELETION_DAYS} to {MAX_KEY_DELETION_DAYS} days")
+    return days
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    tenants = sub.add_parser("tenants", help="onboard, show and list tenants")
+    tenants = sub.add_parser("tenants", help="onboard, offboard, show, list and check tenants")
     tsub = tenants.add_subparsers(dest="tenants_command", metavar="ACTION", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
 
     p = tsub.add_parser(
         "onboard",
-        help="create a tenant's key, role, bucket, SFTP user and registry record",
+        help="run the onboarding state machine: key, role, bucket, SFTP users, registry record",
         epilog=ONBOARD_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=raw,
     )
     p.add_argument("tenant", help="tenant id: 3-24 lower-case letters, digits and dashes")
     p.add_argument("--user", help="SFTP user name to create for the tenant")
@@ -161,14 +291,39 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="publish good rows when at most RATIO of rows are bad (e.g. 0.05); default: reject the file")
     p.add_argument("--date-order", choices=["dmy", "mdy"], default="dmy", help="how to read slash dates (default dmy)")
     p.add_argument("--server-id", help="Transfer Family server id (default: the local stack's)")
+    p.add_argument("--runner", choices=["auto", "aws", "local"], default="auto", help=RUNNER_HELP)
     p.add_argument("--json", action="store_true", help="print the registry record as JSON")
     p.set_defaults(func=cmd_onboard)
 
-    p = tsub.add_parser("show", help="show one tenant's registry record")
+    p = tsub.add_parser(
+        "offboard",
+        help="run the offboarding state machine: disable users, deny the role, schedule key deletion",
+        epilog=OFFBOARD_EXAMPLES,
+        formatter_class=raw,
+    )
+    p.add_argument("tenant")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--key-deletion-days", type=_days, default=30, metavar="DAYS",
+                   help=f"days before the key is deleted ({MIN_KEY_DELETION_DAYS}-{MAX_KEY_DELETION_DAYS}; default 30)")
+    p.add_argument("--reason", help="why (kept in the audit record)")
+    p.add_argument("--requested-by", help="who asked (kept in the audit record)")
+    p.add_argument("--server-id", help="Transfer Family server id of the users (default: every server)")
+    p.add_argument("--runner", choices=["auto", "aws", "local"], default="auto", help=RUNNER_HELP)
+    p.add_argument("--json", action="store_true", help="print the audit record as JSON")
+    p.set_defaults(func=cmd_offboard)
+
+    p = tsub.add_parser("show", help="show one tenant's registry record",
+                        epilog="example:\n  airlock tenants show acme --json", formatter_class=raw)
     p.add_argument("tenant")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
-    p = tsub.add_parser("list", help="list tenants")
+    p = tsub.add_parser("list", help="list tenants", epilog="example:\n  airlock tenants list", formatter_class=raw)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
+
+    p = tsub.add_parser("check", help="compare live resources with the registry; exit 1 on drift",
+                        epilog=CHECK_EXAMPLES, formatter_class=raw)
+    p.add_argument("tenant", nargs="?", help="one tenant (default: every tenant)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
