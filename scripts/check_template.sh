@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Static checks of template.yaml, offline: `sam validate --lint` and cfn-lint (zero warnings).
-# Creates .tools/sam (aws-sam-cli in its own virtualenv: its pins clash with moto/boto3) if missing.
+# Static checks of template.yaml, offline, the single entry point `make test` calls:
+#   sam validate --lint, cfn-lint (zero findings), checkov (scripts/checkov.sh: zero failures, every
+#   skip justified inline) and, when present, the ASL lint of statemachines/ (scripts/check_asl.sh).
+# Creates .tools/sam (aws-sam-cli in its own virtualenv: its pins clash with moto/boto3) if missing;
+# scripts/checkov.sh does the same for .tools/checkov.
 # Usage: scripts/check_template.sh            (called by `make test`)
 set -euo pipefail
 
@@ -33,5 +36,13 @@ echo "check_template: sam validate --lint" >&2
 # cfn-lint exits non-zero on errors (2), warnings (4) and informational findings (8): all fail here.
 echo "check_template: cfn-lint" >&2
 "$CFN_LINT" --format parseable -- "$TEMPLATE"
+
+echo "check_template: checkov" >&2
+scripts/checkov.sh "$TEMPLATE"
+
+if [[ -x scripts/check_asl.sh ]]; then
+  echo "check_template: ASL (scripts/check_asl.sh)" >&2
+  scripts/check_asl.sh
+fi
 
 echo "check_template: OK" >&2
