@@ -1,0 +1,84 @@
+"""Bounded-memory duplicate detection across batches: 64-bit fingerprints in sorted numpy arrays.
+
+State is two sorted int64 arrays (fingerprint, first line), 16 bytes per distinct key, capped; past the
+cap new keys are no longer remembered and the report says so (AIR-W003). Each batch is sorted once and
+looked up with sorted queries, and new keys are merged in linear time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_CAP = 1_000_000
+
+
+class SeenKeys:
+    """Remembers up to ``cap`` distinct fingerprints with the line that first had each."""
+
+    def __init__(self, cap: int = DEFAULT_CAP) -> None:
+        self.cap = cap
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.lines = np.zeros(0, dtype=np.int64)
+        self.capped = False
+
+    def check(self, hashes: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(is a repeat, line of the first occurrence) per row; remembers the new ones."""
+        n = len(hashes)
+        if not n:
+            return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.int64)
+        order = np.argsort(hashes)
+        hs = hashes[order]
+        ls = lines[order]
+        same_prev = np.zeros(n, dtype=np.bool_)
+        same_prev[1:] = hs[1:] == hs[:-1]
+        repeat_sorted = same_prev.copy()
+        before = np.zeros(n, dtype=np.bool_)
+        pos = np.zeros(n, dtype=np.int64)
+        if len(self.keys):
+            pos = np.minimum(np.searchsorted(self.keys, hs), len(self.keys) - 1)
+            before = self.keys[pos] == hs
+            repeat_sorted |= before
+        fresh = ~repeat_sorted
+        self._remember(hs[fresh], ls[fresh])
+        repeat = np.zeros(n, dtype=np.bool_)
+        first = np.zeros(n, dtype=np.int64)
+        if repeat_sorted.any():
+            run_start = np.maximum.accumulate(np.where(same_prev, 0, np.arange(n)))
+            first_sorted = np.where(before, self.lines_at(pos, before), ls[run_start])
+            repeat[order] = repeat_sorted
+            first[order] = first_sorted
+        return repeat, first
+
+    def lines_at(self, pos: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(pos), dtype=np.int64)
+        if mask.any():
+            out[mask] = self._old_lines[pos[mask]]
+        return out
+
+    def _remember(self, keys: np.ndarray, lines: np.ndarray) -> None:
+        self._old_lines = self.lines
+        if not len(keys):
+            return
+        if len(self.keys) + len(keys) > self.cap:
+            self.capped = True
+            return
+        # merge two sorted runs in linear time: new keys go to their insertion points
+        total = len(self.keys) + len(keys)
+        slots = np.searchsorted(self.keys, keys) + np.arange(len(keys))
+        old = np.ones(total, dtype=np.bool_)
+        old[slots] = False
+        merged_keys = np.empty(total, dtype=np.int64)
+        merged_lines = np.empty(total, dtype=np.int64)
+        merged_keys[slots], merged_keys[old] = keys, self.keys
+        merged_lines[slots], merged_lines[old] = lines, self.lines
+        self.keys, self.lines = merged_keys, merged_lines
+
+
+def row_fingerprints(columns: list[list[object]]) -> np.ndarray:
+    """Python-hash of each row's key tuple (used for small kinds' natural keys)."""
+    fixed = [[_hashable(v) for v in col] if col and isinstance(col[0], dict) else col for col in columns]
+    return np.fromiter((hash(t) for t in zip(*fixed, strict=True)), dtype=np.int64, count=len(columns[0]))
+
+
+def _hashable(value: object) -> object:
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
