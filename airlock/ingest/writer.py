@@ -20,6 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MAX_PARTITIONS = 366
+# Rows without a partition value (a CRIF file with no ValuationDate): the folder name Hive, Athena,
+# Spark and DuckDB all read back as NULL.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")
 
 
@@ -101,7 +104,7 @@ class PartitionedWriter:
         if entry is None:
             folder = self.out_dir / self.dataset
             if self.partition_by is not None:
-                folder = folder / f"{self.partition_by}={value or '__null__'}"
+                folder = folder / f"{self.partition_by}={value or NULL_PARTITION}"
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"{self.file_id}.parquet"
             tmp = folder / f".{self.file_id}.parquet.tmp"
@@ -128,7 +131,7 @@ class PartitionedWriter:
         for value, entry in sorted(self._open.items()):
             entry.writer.close()
             entry.tmp.replace(entry.final)
-            part = {self.partition_by: value or "__null__"} if self.partition_by else {}
+            part = {self.partition_by: value or NULL_PARTITION} if self.partition_by else {}
             out.append(Written(self.dataset, part, entry.final, entry.rows))
         self._open.clear()
         return out
