@@ -40,6 +40,7 @@ test: $(STAMP) lint typecheck template-check  ## the full suite: lint, types, te
 bench: $(STAMP)  ## benchmarks (writes docs/benchmarks.md)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000 --big --write-docs
+	$(BIN)/python benchmarks/bench_burst.py
 
 clean:  ## remove the virtualenv, tool envs and local state
 	rm -rf $(VENV) .tools .airlock .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -109,17 +109,16 @@ def local_tasks(names: Names) -> dict[str, Task]:
 def ensure_prerequisites(names: Names) -> None:
     """What template.yaml declares for onboarding and the local platform does not create (yet)."""
     iam = aws.client("iam")
-    try:
-        iam.get_policy(PolicyArn=onames.tenant_boundary_policy_arn(names))
-    except ClientError as err:
-        if err.response["Error"]["Code"] != "NoSuchEntity":
-            raise
+    try:  # create-or-tolerate, not check-then-create: tenants may be onboarded in parallel
         iam.create_policy(
             PolicyName=onames.tenant_boundary_policy_name(names),
             Path=f"/{names.prefix}/",
             PolicyDocument=json.dumps(tenant_boundary(names)),
             Description="Airlock: the most any tenant role may do",
         )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
     aws.client("sns").create_topic(Name=names.alerts_topic)  # idempotent
 
 
