@@ -281,6 +281,43 @@ def test_outbound_is_readable_not_writable(env: Env) -> None:
     assert "outbound/reports/r1.json" in env.objects()
 
 
+def _sftp_password(env: Env, batch: str, password: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The stock OpenSSH client logging in with a password, typed by SSH_ASKPASS (no sshpass here)."""
+    if shutil.which("sftp") is None:
+        pytest.skip("OpenSSH sftp client not installed")
+    askpass = tmp_path / "askpass.sh"
+    secret = tmp_path / "password"
+    secret.write_text(password)
+    askpass.write_text(f"#!/bin/sh\ncat '{secret}'\n")
+    askpass.chmod(0o700)
+    env_vars = {**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"}
+    return subprocess.run(
+        [
+            # -b implies BatchMode=yes (no password prompt at all); ssh keeps an option's first value.
+            "sftp", "-o", "BatchMode=no", "-b", "-", "-P", str(env.server.port),
+            "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={env.known_hosts}",
+            "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
+            "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=5", f"{USER}@127.0.0.1",
+        ],
+        input=batch, capture_output=True, text=True, timeout=30, check=False, env=env_vars,
+        start_new_session=True,  # no controlling terminal: ssh asks SSH_ASKPASS, as a scheduler's job would
+    )  # fmt: skip
+
+
+def test_openssh_password_login_uploads(env: Env, tmp_path: Path) -> None:
+    src = tmp_path / "pw.csv"
+    src.write_text("a,b\n1,2\n")
+    result = _sftp_password(env, f"put {src} /inbound/pw.csv\n", PASSWORD, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "inbound/pw.csv" in env.objects()
+
+
+def test_openssh_wrong_password_is_refused(env: Env, tmp_path: Path) -> None:
+    result = _sftp_password(env, "ls /inbound\n", "a wrong password entirely", tmp_path)
+    assert result.returncode != 0
+    assert "Permission denied" in result.stderr
+
+
 def test_wrong_password_is_refused(env: Env) -> None:
     client = paramiko.SSHClient()
     client.load_host_keys(str(env.known_hosts))
@@ -379,3 +416,50 @@ def test_idle_session_is_closed(env: Env, tmp_path: Path) -> None:
 
 def test_env_left_clean() -> None:
     assert os.environ.get("AWS_ENDPOINT_URL") is None or "127.0.0.1" in os.environ["AWS_ENDPOINT_URL"]
+
+
+def _password_user(env: Env, username: str, password: str) -> None:
+    upsert_user(names=env.names, server_id=LOCAL_SERVER_ID, tenant=env.tenant, username=username,
+                public_keys=None, password=password)
+
+
+def _login(env: Env, username: str, password: str) -> bool:
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(env.known_hosts))
+    try:
+        client.connect("127.0.0.1", port=env.server.port, username=username, password=password,
+                       allow_agent=False, look_for_keys=False, timeout=5, banner_timeout=5, auth_timeout=5)
+        client.open_sftp().listdir("/inbound")
+        return True
+    except paramiko.AuthenticationException:
+        return False
+    finally:
+        client.close()
+
+
+def test_fifty_wrong_passwords_lock_the_user_out_and_others_still_log_in(env: Env, tmp_path: Path) -> None:
+    _password_user(env, "sftpco-target", "the right password for the target")
+    _password_user(env, "sftpco-bystander", "the bystander's own password")
+
+    assert [_login(env, "sftpco-target", f"guess number {i}") for i in range(50)] == [False] * 50
+    assert not _login(env, "sftpco-target", "the right password for the target")  # locked out, even when right
+    assert _login(env, "sftpco-bystander", "the bystander's own password")  # the server is healthy
+    assert _sftp(env, "ls /inbound\n").returncode == 0  # key logins too
+
+
+def test_a_bcrypt_user_from_the_old_server_logs_in_and_is_rehashed(env: Env) -> None:
+    import bcrypt
+
+    from airlock.identity.store import SecretsManagerStore
+
+    _password_user(env, "sftpco-legacy", "placeholder password, replaced below")
+    sm = aws.client("secretsmanager")
+    name = Names.sftp_secret_name(LOCAL_SERVER_ID, "sftpco-legacy")
+    secret = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
+    secret["passwordHash"] = bcrypt.hashpw(b"migrated from openssh", bcrypt.gensalt(rounds=10)).decode()
+    sm.put_secret_value(SecretId=name, SecretString=json.dumps(secret))
+
+    assert _login(env, "sftpco-legacy", "migrated from openssh")
+    stored = SecretsManagerStore(sm).get_user(LOCAL_SERVER_ID, "sftpco-legacy")
+    assert stored is not None and stored.password_hash and stored.password_hash.startswith("$argon2id$")
+    assert _login(env, "sftpco-legacy", "migrated from openssh")  # and the new hash works
