@@ -17,6 +17,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from airlock.cli_support import fail
 from airlock.identity.errors import IdentityInputError
 from schemas.sftp_user import LOOPBACK_CIDRS, SftpUserSecret
 from schemas.tenant import Tenant, TenantStatus
@@ -36,11 +37,6 @@ GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters
 
 class UsageError(Exception):
     """A mistake on the command line; printed as one line."""
-
-
-def _fail(message: str) -> int:
-    print(f"airlock: {message}", file=sys.stderr)
-    return 2
 
 
 def _read_keys(paths: list[str] | None) -> list[str] | None:
@@ -221,12 +217,12 @@ def _run(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespac
         try:
             return fn(args)
         except (UsageError, IdentityInputError) as err:
-            return _fail(str(err))
+            return fail(str(err))
         except ClientError as err:
             error = err.response.get("Error", {})
-            return _fail(f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}")
+            return fail(f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}")
         except BotoCoreError as err:
-            return _fail(f"cannot reach AWS: {err}")
+            return fail(f"cannot reach AWS: {err}")
 
     return run
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from airlock import target
+from airlock.cli_support import fail
 from airlock.naming import Names
 from airlock.tenancy.registry import Registry
 from schemas.onboarding import (
@@ -62,11 +63,6 @@ with what onboarding sets up. Exit status: 0 no drift, 1 drift found, 2 usage er
 """
 
 
-def _fail(message: str) -> int:
-    print(f"airlock: {message}", file=sys.stderr)
-    return 2
-
-
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -103,18 +99,18 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     tgt = target.resolve()
     server_id = args.server_id or tgt.server_id
     if args.user and not server_id:
-        return _fail("no SFTP server id: pass --server-id or set AIRLOCK_SFTP_SERVER_ID")
+        return fail("no SFTP server id: pass --server-id or set AIRLOCK_SFTP_SERVER_ID")
     keys: list[str] = []
     for path in args.public_key or []:
         try:
             keys.extend(line.strip() for line in Path(path).expanduser().read_text().splitlines() if line.strip())
         except OSError as err:
-            return _fail(f"cannot read public key {path}: {err.strerror}")
+            return fail(f"cannot read public key {path}: {err.strerror}")
     password = None
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     if args.user and not keys and not password:
-        return _fail("a user needs --public-key FILE or --password-stdin")
+        return fail("a user needs --public-key FILE or --password-stdin")
     try:
         users = (
             (SftpUserSpec(username=args.user, public_keys=tuple(keys), password=password,
@@ -132,7 +128,7 @@ def cmd_onboard(args: argparse.Namespace) -> int:
             ),
         )
     except ValidationError as err:
-        return _fail(_format_validation(err))
+        return fail(_format_validation(err))
     from airlock.identity.errors import IdentityInputError
     from airlock.onboarding.executions import ExecutionFailed, RunnerUnavailable, onboard
 
@@ -141,7 +137,7 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         tenant = onboard(req, server_id=server_id or "", names=Names.from_env(), runner=args.runner,
                          progress=_progress)
     except (IdentityInputError, RunnerUnavailable, ValueError) as err:
-        return _fail(str(err))
+        return fail(str(err))
     except ExecutionFailed as err:
         print(f"airlock: {err}", file=sys.stderr)
         print(f"airlock: the tenant is marked FAILED and an alert was published; fix the cause and run the "
@@ -174,18 +170,18 @@ def cmd_offboard(args: argparse.Namespace) -> int:
             reason=args.reason or "",
         )
     except ValidationError as err:
-        return _fail(_format_validation(err))
+        return fail(_format_validation(err))
     if Registry(Names.from_env()).get(req.tenant_id) is None:
-        return _fail(f"no tenant {req.tenant_id!r} in the registry (see `airlock tenants list`)")
+        return fail(f"no tenant {req.tenant_id!r} in the registry (see `airlock tenants list`)")
     if not args.yes and not _confirm(req.tenant_id):
-        return _fail("not confirmed: nothing was changed (pass --yes to skip the question)")
+        return fail("not confirmed: nothing was changed (pass --yes to skip the question)")
     from airlock.onboarding.executions import ExecutionFailed, RunnerUnavailable, offboard
 
     print(f"offboarding {req.tenant_id} on {tgt.description}", file=sys.stderr)
     try:
         record = offboard(req, names=Names.from_env(), runner=args.runner, progress=_progress)
     except (RunnerUnavailable, ValueError) as err:
-        return _fail(str(err))
+        return fail(str(err))
     except ExecutionFailed as err:
         print(f"airlock: {err}", file=sys.stderr)
         print("airlock: the tenant stays SUSPENDED and an alert was published; run the same command again",
@@ -203,7 +199,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     target.resolve()
     tenant = Registry(Names.from_env()).get(args.tenant)
     if tenant is None:
-        return _fail(f"no tenant {args.tenant!r} in the registry (see `airlock tenants list`)")
+        return fail(f"no tenant {args.tenant!r} in the registry (see `airlock tenants list`)")
     _print_tenant(tenant, args.json)
     return 0
 
@@ -232,7 +228,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.tenant:
         one = registry.get(args.tenant)
         if one is None:
-            return _fail(f"no tenant {args.tenant!r} in the registry (see `airlock tenants list`)")
+            return fail(f"no tenant {args.tenant!r} in the registry (see `airlock tenants list`)")
         tenants = [one]
     else:
         tenants = registry.list()

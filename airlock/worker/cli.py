@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from airlock import aws, target
+from airlock.cli_support import fail
 from airlock.naming import Names
 from airlock.worker.ledger import Ledger
 from schemas.ledger import FileRecord, FileState
@@ -30,11 +32,6 @@ examples:
   airlock dlq redrive                           move every dead letter back to the ingest queue
   airlock dlq redrive --max 10
 """
-
-
-def _fail(message: str) -> int:
-    print(f"airlock: {message}", file=sys.stderr)
-    return 2
 
 
 def _object_event(record: FileRecord) -> str:
@@ -82,7 +79,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     target.resolve()
     record = Ledger(Names.from_env()).get(args.file_id)
     if record is None:
-        return _fail(f"no file {args.file_id!r} in the ledger (see `airlock files list TENANT`)")
+        return fail(f"no file {args.file_id!r} in the ledger (see `airlock files list TENANT`)")
     print(record.model_dump_json(indent=2))
     return 0
 
@@ -93,9 +90,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     ledger = Ledger(names)
     record = ledger.get(args.file_id)
     if record is None:
-        return _fail(f"no file {args.file_id!r} in the ledger (see `airlock files list TENANT`)")
+        return fail(f"no file {args.file_id!r} in the ledger (see `airlock files list TENANT`)")
     if not record.state.terminal:
-        return _fail(f"file {args.file_id} is {record.state.value}: only a finished file can be replayed")
+        return fail(f"file {args.file_id} is {record.state.value}: only a finished file can be replayed")
     reopened = ledger.reopen(args.file_id)
     sqs = aws.client("sqs")
     queue = sqs.get_queue_url(QueueName=names.ingest_queue)["QueueUrl"]
@@ -112,7 +109,8 @@ def _queue_depth(sqs: object, url: str) -> int:
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
-def cmd_dlq_status(args: argparse.Namespace) -> int:
+def _queues() -> tuple[Any, str, str, Names] | int:
+    """(sqs client, ingest queue URL, DLQ URL, names), or the exit code after saying what is missing."""
     tgt = target.resolve()
     names = Names.from_env()
     sqs = aws.client("sqs")
@@ -120,7 +118,15 @@ def cmd_dlq_status(args: argparse.Namespace) -> int:
         queue = sqs.get_queue_url(QueueName=names.ingest_queue)["QueueUrl"]
         dlq = sqs.get_queue_url(QueueName=names.ingest_dlq)["QueueUrl"]
     except ClientError as err:
-        return _fail(f"cannot find the ingest queues on {tgt.description}: {err.response['Error']['Message']}")
+        return fail(f"cannot find the ingest queues on {tgt.description}: {err.response['Error']['Message']}")
+    return sqs, queue, dlq, names
+
+
+def cmd_dlq_status(args: argparse.Namespace) -> int:
+    found = _queues()
+    if isinstance(found, int):
+        return found
+    sqs, queue, dlq, _ = found
     print(f"ingest queue      {_queue_depth(sqs, queue)} messages")
     print(f"dead-letter queue {_queue_depth(sqs, dlq)} messages")
     return 0
@@ -128,14 +134,10 @@ def cmd_dlq_status(args: argparse.Namespace) -> int:
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     """Move dead letters back one by one: send to the ingest queue first, then delete, so none is lost."""
-    tgt = target.resolve()
-    names = Names.from_env()
-    sqs = aws.client("sqs")
-    try:
-        queue = sqs.get_queue_url(QueueName=names.ingest_queue)["QueueUrl"]
-        dlq = sqs.get_queue_url(QueueName=names.ingest_dlq)["QueueUrl"]
-    except ClientError as err:
-        return _fail(f"cannot find the ingest queues on {tgt.description}: {err.response['Error']['Message']}")
+    found = _queues()
+    if isinstance(found, int):
+        return found
+    sqs, queue, dlq, names = found
     moved = 0
     while args.max is None or moved < args.max:
         want = 10 if args.max is None else min(10, args.max - moved)
