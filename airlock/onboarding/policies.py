@@ -6,8 +6,6 @@ Pure functions. ``template.yaml`` declares the boundary as a managed policy with
 
 from __future__ import annotations
 
-from typing import Any
-
 from airlock.naming import Names
 from airlock.onboarding import names as onames
 from airlock.tenancy import policies
@@ -55,9 +53,6 @@ def bucket_policy(names: Names, bucket: str, key_arn: str, role_arn: str, admin_
     Without it the Deny-other-principals statement would lock the onboarding step itself out of the
     bucket it configures, and a re-run could never converge.
     """
-    doc = policies.tenant_bucket_policy(bucket, key_arn, role_arn, admin_role_arn)
-    for statement in doc["Statement"]:
-        condition: dict[str, Any] = statement.get("Condition", {}).get("ArnNotLike", {})
-        if "aws:PrincipalArn" in condition:
-            condition["aws:PrincipalArn"] = [*condition["aws:PrincipalArn"], onames.bucket_admin_role_arn(names)]
-    return doc
+    return policies.tenant_bucket_policy(
+        bucket, key_arn, role_arn, [admin_role_arn, onames.bucket_admin_role_arn(names)]
+    )

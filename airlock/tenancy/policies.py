@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from typing import Any
 
 from airlock.naming import Names
@@ -90,10 +91,12 @@ def tenant_key_policy(names: Names, tenant_role_arn: str | None, admin_role_arn:
     return _doc(*statements)
 
 
-def tenant_bucket_policy(bucket: str, key_arn: str, tenant_role_arn: str, admin_role_arn: str | None) -> Policy:
-    """TLS only, only SSE-KMS with the tenant key, and no principal but the tenant role and admin."""
+def tenant_bucket_policy(
+    bucket: str, key_arn: str, tenant_role_arn: str, admin_role_arns: Sequence[str | None] = ()
+) -> Policy:
+    """TLS only, only SSE-KMS with the tenant key, and no principal but the tenant role and the admins."""
     arn = f"arn:aws:s3:::{bucket}"
-    allowed = [tenant_role_arn] + ([admin_role_arn] if admin_role_arn else [])
+    allowed = [tenant_role_arn, *(a for a in admin_role_arns if a)]
     return _doc(
         {
             "Sid": "DenyInsecureTransport",

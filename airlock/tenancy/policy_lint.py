@@ -60,7 +60,7 @@ def sample_policies(names: Names | None = None) -> dict[str, tuple[Kind, Policy]
         "tenant_role_trust": ("trust", policies.tenant_role_trust(n, n.worker_role_arn)),
         "tenant_role_permissions": ("identity", policies.tenant_role_permissions(bucket, key_arn)),
         "tenant_key_policy": ("resource", policies.tenant_key_policy(n, role_arn, admin_arn)),
-        "tenant_bucket_policy": ("resource", policies.tenant_bucket_policy(bucket, key_arn, role_arn, admin_arn)),
+        "tenant_bucket_policy": ("resource", policies.tenant_bucket_policy(bucket, key_arn, role_arn, [admin_arn])),
         "worker_session_policy": (
             "identity",
             policies.worker_session_policy(bucket, "inbound/trades.csv", "f-0001", key_arn),

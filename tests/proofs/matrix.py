@@ -62,7 +62,7 @@ class TenantDocs:
         return policies.tenant_role_permissions(self.bucket, self.key_arn)
 
     def bucket_policy(self, admin_role_arn: str | None = None) -> Policy:
-        return policies.tenant_bucket_policy(self.bucket, self.key_arn, self.role_arn, admin_role_arn)
+        return policies.tenant_bucket_policy(self.bucket, self.key_arn, self.role_arn, [admin_role_arn])
 
     def key_policy(self, admin_role_arn: str | None = None) -> Policy:
         return policies.tenant_key_policy(self.names, self.role_arn, admin_role_arn)
