@@ -46,18 +46,39 @@ NOTES = """\
   (CR, CRLF, noise lines, quoted newlines), UTF-8 and NUL checks; 15 typed columns checked and
   normalized (dates, ISO 4217, enums, tenors, numbers, four cross-field rules); exact-duplicate
   detection across the file (a 64-bit hash per record); five lineage columns; Hive-partitioned Parquet
-  written under a temporary name from a background thread.
-- Where airlock's CPU goes on the 1M-row file (per-thread CPU, about 1.6 s in all): pyarrow parsing
-  about 0.4 s, the byte pre-pass about 0.2 s, exact-duplicate detection about 0.35 s (a Python hash per
-  record, 0.2 s, and the sorted fingerprint store, 0.15 s), validation about 0.33 s, Parquet writing
-  about 0.3 s. The bare baselines only parse and write. Work that holds the GIL (pre-pass, hashing,
-  Python glue) runs serially, so wall time is close to CPU time on two cores; without the duplicate
-  check the same run takes about 1.0 s.
-- Memory stays flat: the pre-pass holds back pyarrow's read-ahead (at most four 8 MiB chunks waiting),
-  the writer queue holds two batches, duplicate keys are capped (1M fingerprints, then AIR-W003), and
-  files over 256 MiB switch jemalloc to return freed pages at once.
-- This machine is shared with other builds; wall times vary by 2x between rounds, so each fast
-  contender keeps its best of the interleaved rounds, and CPU seconds are given alongside.
+  written under a temporary name.
+- How the work is spread (2 cores): pyarrow's I/O thread runs the byte pre-pass; a parse thread asks
+  pyarrow for the next batch (pyarrow's streaming reader only parses when asked) and hashes its records;
+  the main thread validates; a publishing thread checks exact duplicates against the fingerprint store,
+  filters and adds lineage; a Parquet thread encodes. Each hand-over holds one batch at most.
+- Where airlock's CPU goes on the 1M-row file (1.45 to 1.55 s in all, run to run): pyarrow parsing about 0.33 s, the
+  byte pre-pass about 0.17 s, record hashing about 0.2 s and the fingerprint store about 0.12 s (exact
+  duplicates: about 0.35 s), validation about 0.24 s, Parquet writing about 0.25 s. The bare baselines
+  only parse and write (about 0.77 s). Every stage is CPU-bound and the five threads share two cores, so
+  wall time follows CPU time: the same run without the exact-duplicate check takes about 0.64 s wall.
+- Why the 1.5x bar is not met: with two cores, wall time cannot drop below half the CPU time (about
+  0.73 to 0.78 s here), and 1.5x the polars time is about 0.6 s. Getting there needs less CPU, chiefly a cheaper
+  exact-duplicate check: record hashing is Python work (`bytes.split` and `hash`, about 13 ms per 8 MiB
+  chunk); numpy hashing over the raw bytes measured no cheaper, and pyarrow exposes no hash kernel.
+- Changes in this round (before: same machine, same session, original code: airlock 1.096 s wall,
+  1.65 CPU-s; pyarrow 0.555 s, polars 0.398 s, pandas+pandera 1.087 s; big file 23.1 s, peak RSS
+  321 MiB): parsing pulled ahead on its own
+  thread; exact-duplicate store and lineage moved off the validating thread; record hashing moved off
+  the pre-pass thread; fingerprint store searches once per batch instead of twice; quote parity per
+  line with one xor-reduce over the bytes instead of quote positions and a binary search; row rules run
+  on dictionary values instead of decoding the column; Parquet encoders fed 64k values at a time.
+  Fixed on the way: a record whose quoted newline straddled a pre-pass chunk got a wrong hash (and
+  shifted the rest of the chunk's hashes); within a batch, the first of several equal keys was not
+  always the one kept (unstable sort); each exact-duplicate finding now names its own original line.
+- Evaluated and not kept: pyarrow parsing straight into dictionary arrays (costs more in the parser
+  than `dictionary_encode` saves), 4/8 MiB blocks (no faster), an open-addressing hash table for the
+  fingerprint store (page faults on a 64 MiB table cost what the sort saved), zstd or no compression
+  (same CPU within noise; snappy kept), a switch interval below 5 ms (no change).
+- Memory stays flat: the pre-pass holds back pyarrow's read-ahead (at most two 8 MiB chunks waiting),
+  each thread hand-over holds one batch, duplicate keys are capped (1M fingerprints, then AIR-W003),
+  and files over 256 MiB switch jemalloc to return freed pages at once.
+- This machine is shared with other builds; each fast contender keeps its best of the interleaved
+  rounds, and CPU seconds are given alongside.
 """
 
 
@@ -219,6 +240,10 @@ def versions() -> str:
     return ", ".join(f"{n} {version(n)}" for n in names)
 
 
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows in the generated CRIF file")
@@ -265,11 +290,14 @@ def main() -> int:
     for name, (secs, cpu) in results.items():
         lines.append(f"| {name} | {secs:.3f} | {cpu:.2f} | {args.rows / secs:,.0f} | {secs / ours:.2f} |")
     summary = [
-        f"- airlock / fastest bare baseline: {ours / fastest_bare:.2f}x (target <= 1.5x)",
+        f"- airlock / fastest bare baseline: {ours / fastest_bare:.2f}x (target <= 1.5x: "
+        f"{_met(ours / fastest_bare <= 1.5)})",
         f"- airlock / pyarrow: {ours / results['pyarrow'][0]:.2f}x; "
         f"airlock / polars: {ours / results['polars'][0]:.2f}x",
-        f"- pandas+pandera / airlock: {results['pandas+pandera'][0] / ours:.2f}x (target > 1)",
-        f"- csv+pydantic / airlock: {results['csv+pydantic'][0] / ours:.1f}x (target >= 15x)"
+        f"- pandas+pandera / airlock: {results['pandas+pandera'][0] / ours:.2f}x (target > 1: "
+        f"{_met(results['pandas+pandera'][0] > ours)})",
+        f"- csv+pydantic / airlock: {results['csv+pydantic'][0] / ours:.1f}x (target >= 15x: "
+        f"{_met(results['csv+pydantic'][0] >= 15 * ours)})"
         + (f" (pydantic timed on {limit:,} rows, extrapolated)" if limit else ""),
     ]
     big = ""
@@ -281,7 +309,7 @@ def main() -> int:
         seconds, peak, rows = big_run(big_src)
         big = (
             f"- big file: {big_src.stat().st_size / 2**30:.2f} GiB, {rows:,} rows in {seconds:.1f} s "
-            f"({rows / seconds:,.0f} rows/s), peak RSS {peak:.0f} MiB (target < 400 MiB)"
+            f"({rows / seconds:,.0f} rows/s), peak RSS {peak:.0f} MiB (target < 400 MiB: {_met(peak < 400)})"
         )
         summary.append(big)
     report = "\n".join([*lines, "", *summary])

@@ -121,8 +121,8 @@ class CompiledContract:
                     self._report(findings, ctype.rule, bad, lines=lines, raw=raw, header=header)
                     marks.append((ctype.rule.id, bad))
             if required:
-                missing = _bool_np(pc.is_null(parsed)) & ~bad
-                if missing.any():
+                missing = _bool_np(pc.is_null(parsed)) & ~bad if parsed.null_count else None
+                if missing is not None and missing.any():
                     self._report(findings, R.MISSING_VALUE, missing, lines=lines, raw=raw, header=header)
                     marks.append((R.MISSING_VALUE.id, missing))
                     bad = bad | missing

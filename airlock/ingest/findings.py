@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -30,21 +31,27 @@ def safe_value(value: object, limit: int = MAX_VALUE_CHARS) -> str:
 
 
 class Findings:
-    """Exact counts per rule; examples capped per rule so a huge bad file still gives a small report."""
+    """Exact counts per rule; examples capped per rule so a huge bad file still gives a small report.
+
+    Thread-safe: the pipeline's publishing thread records exact duplicates while the validating thread
+    records everything else (a count's ``+=`` is a read and a write, not one step).
+    """
 
     def __init__(self, examples_per_rule: int = DEFAULT_EXAMPLES_PER_RULE) -> None:
         self.cap = examples_per_rule
         self.counts: Counter[str] = Counter()
         self._examples: dict[str, list[Finding]] = {}
+        self._lock = threading.RLock()
 
     def wants(self, rule_id: str) -> int:
         """How many more examples of this rule would be kept."""
         return max(0, self.cap - len(self._examples.get(rule_id, ())))
 
     def add(self, rule: Rule, *, line: int = 0, column: str = "", value: object = None, **fields: Any) -> None:
-        self.counts[rule.id] += 1
-        if self.wants(rule.id):
-            self._example(rule, line, column, value, fields)
+        with self._lock:
+            self.counts[rule.id] += 1
+            if self.wants(rule.id):
+                self._example(rule, line, column, value, fields)
 
     def add_many(
         self,
@@ -58,12 +65,13 @@ class Findings:
         """Count ``count`` occurrences; ``examples`` yields (line, value) and is consumed only up to the cap."""
         if count <= 0:
             return
-        self.counts[rule.id] += count
-        room = self.wants(rule.id)
-        for i, (line, value) in enumerate(examples):
-            if i >= room:
-                break
-            self._example(rule, line, column, value, fields)
+        with self._lock:
+            self.counts[rule.id] += count
+            room = self.wants(rule.id)
+            for i, (line, value) in enumerate(examples):
+                if i >= room:
+                    break
+                self._example(rule, line, column, value, fields)
 
     def _example(self, rule: Rule, line: int, column: str, value: object, fields: dict[str, object]) -> None:
         shown = safe_value(value)
@@ -75,12 +83,15 @@ class Findings:
 
     @property
     def errors(self) -> int:
-        return sum(n for r, n in self.counts.items() if RULES[r].severity == "error")
+        with self._lock:
+            return sum(n for r, n in self.counts.items() if RULES[r].severity == "error")
 
     def has_file_error(self) -> bool:
-        return any(RULES[r].scope == "file" and RULES[r].severity == "error" for r in self.counts)
+        with self._lock:
+            return any(RULES[r].scope == "file" and RULES[r].severity == "error" for r in self.counts)
 
     def listing(self) -> list[Finding]:
         """Examples ordered by line, then rule."""
-        out: list[Finding] = [f for fs in self._examples.values() for f in fs]
+        with self._lock:
+            out: list[Finding] = [f for fs in self._examples.values() for f in fs]
         return sorted(out, key=lambda f: (f.line, f.rule))

@@ -22,7 +22,10 @@ class SeenKeys:
         self.capped = False
 
     def check(self, hashes: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(is a repeat, line of the first occurrence) per row; remembers the new ones."""
+        """(is a repeat, line of the first occurrence) per row; remembers the new ones.
+
+        Within a batch the earliest line of a key is the original, wherever the sort put it.
+        """
         n = len(hashes)
         if not n:
             return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.int64)
@@ -31,22 +34,28 @@ class SeenKeys:
         ls = lines[order]
         same_prev = np.zeros(n, dtype=np.bool_)
         same_prev[1:] = hs[1:] == hs[:-1]
-        repeat_sorted = same_prev.copy()
+        repeat_sorted = np.zeros(n, dtype=np.bool_)
+        earliest = ls
+        if same_prev.any():  # argsort is not stable: in each run of equal keys the earliest row is the original
+            run = np.cumsum(~same_prev) - 1
+            first_row = np.minimum.reduceat(order, np.flatnonzero(~same_prev))[run]
+            repeat_sorted = order != first_row
+            earliest = lines[first_row]
         before = np.zeros(n, dtype=np.bool_)
         pos = np.zeros(n, dtype=np.int64)
+        ins = pos
         if len(self.keys):
-            pos = np.minimum(np.searchsorted(self.keys, hs), len(self.keys) - 1)
+            ins = np.searchsorted(self.keys, hs)
+            pos = np.minimum(ins, len(self.keys) - 1)
             before = self.keys[pos] == hs
             repeat_sorted |= before
         fresh = ~repeat_sorted
-        self._remember(hs[fresh], ls[fresh])
+        self._remember(hs[fresh], ls[fresh], ins[fresh])
         repeat = np.zeros(n, dtype=np.bool_)
         first = np.zeros(n, dtype=np.int64)
         if repeat_sorted.any():
-            run_start = np.maximum.accumulate(np.where(same_prev, 0, np.arange(n)))
-            first_sorted = np.where(before, self.lines_at(pos, before), ls[run_start])
             repeat[order] = repeat_sorted
-            first[order] = first_sorted
+            first[order] = np.where(before, self.lines_at(pos, before), earliest)
         return repeat, first
 
     def lines_at(self, pos: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -55,7 +64,8 @@ class SeenKeys:
             out[mask] = self._old_lines[pos[mask]]
         return out
 
-    def _remember(self, keys: np.ndarray, lines: np.ndarray) -> None:
+    def _remember(self, keys: np.ndarray, lines: np.ndarray, ins: np.ndarray) -> None:
+        """Merge sorted new ``keys`` in; ``ins`` is where each goes in the old keys (searchsorted)."""
         self._old_lines = self.lines
         if not len(keys):
             return
@@ -64,7 +74,7 @@ class SeenKeys:
             return
         # merge two sorted runs in linear time: new keys go to their insertion points
         total = len(self.keys) + len(keys)
-        slots = np.searchsorted(self.keys, keys) + np.arange(len(keys))
+        slots = ins + np.arange(len(keys))
         old = np.ones(total, dtype=np.bool_)
         old[slots] = False
         merged_keys = np.empty(total, dtype=np.int64)

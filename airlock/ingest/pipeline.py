@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +125,58 @@ def report_csv(report: FileReport) -> str:
     rows.append(["rule", "severity", "line", "column", "value", "message"])
     rows.extend([f.rule, f.severity.value, f.line, f.column, f.value, f.message] for f in report.findings)
     return csv_text(rows)
+
+
+class _Prefetch:
+    """Pulls the next parsed batch, its line numbers and its record hashes on a thread, ahead of validation.
+
+    pyarrow's streaming reader parses a block only when asked for the next batch; asking from here lets
+    parsing (which releases the GIL) overlap the validation of the batch before. The batch's records are
+    hashed here too (Python work that used to sit on the reader's critical path), right after parsing,
+    so the chunk's bytes are freed at once. At most ``depth`` batches wait, so memory stays flat; errors
+    reach the consumer in order, at the batch they hit.
+    """
+
+    def __init__(self, reader: pacsv.CSVStreamingReader, src: LineSource, depth: int = 1) -> None:
+        self._reader = reader
+        self._src = src
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="airlock-parse", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    batch = self._reader.read_next_batch()
+                except StopIteration:
+                    self._put(None)
+                    return
+                n = batch.num_rows
+                hashes = self._src.take_hashes(n)() if self._src.hash_records else None
+                self._put((batch, self._src.take_lines(n), hashes))
+        except BaseException as exc:  # handed to the consumer, which raises it where it always did
+            self._put(exc)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next(self) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray | None] | None:
+        """The next batch with its lines and hashes; None at the end."""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
 
 
 class _NeedsExact(Exception):
@@ -329,12 +383,11 @@ class _Run:
         checks: list[FileCheck] = contract.file_checks()
         keys = SeenKeys() if contract.unique else None
         exact_dups = SeenKeys() if contract.exact_duplicates_warn else None
+        ahead = _Prefetch(reader, src) if reader is not None else None
         try:
-            while reader is not None:
+            while ahead is not None:
                 try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    break
+                    item = ahead.next()
                 except pa.ArrowInvalid as exc:
                     if mismatch and not self.exact:
                         writer.abort()
@@ -344,8 +397,9 @@ class _Run:
                         st.findings.add(R.UNREADABLE, detail=str(exc).splitlines()[0][:200])
                         st.problem = True
                     break
-                lines = src.take_lines(batch.num_rows)
-                hashes = src.take_hashes(batch.num_rows) if src.hash_records else None
+                if item is None:
+                    break
+                batch, lines, hashes = item
                 self._batch(
                     cc=cc,
                     binding=binding,
@@ -372,6 +426,7 @@ class _Run:
                 st.findings.add_many(R.FIELD_COUNT, src.dropped_count - len(src.dropped), (), expected=ncols)
             st.bad += src.dropped_count
             st.total += src.dropped_count
+            writer.flush()  # the writer's thread owns the exact-duplicate store until here
             if (keys is not None and keys.capped) or (exact_dups is not None and exact_dups.capped):
                 st.findings.add(R.DUPLICATE_CHECK_LIMIT, value=f"{(keys or exact_dups).cap:,}")  # type: ignore[union-attr]
             if st.total == 0 and not st.problem:
@@ -383,6 +438,8 @@ class _Run:
             raise
         finally:
             src.close()  # unblocks and stops pyarrow's reader thread, whatever happened above
+            if ahead is not None:
+                ahead.close()
         st.outputs = writer.commit()
         st.quarantine = quarantine.close()
         return st
@@ -438,18 +495,6 @@ class _Run:
         if keys is not None and ok.any():
             self._unique(cc, cols=res.cols, lines=lines, bad=bad, keys=keys, rules=res.rules)
         keep = ~bad
-        if exact_dups is not None and hashes is not None and layout is None:
-            repeat, first = exact_dups.check(hashes, lines)
-            dup = repeat & keep
-            if dup.any():
-                where = np.flatnonzero(dup)
-                st.findings.add_many(
-                    R.EXACT_DUPLICATE,
-                    len(where),
-                    ((int(lines[i]), "") for i in where),
-                    first_line=int(first[where[0]]),
-                )
-                keep = keep & ~dup
         n_bad = int(bad.sum())
         n_rows = len(bad)
         st.total += n_rows
@@ -459,9 +504,38 @@ class _Run:
             self._quarantine(
                 raw_batch, raw_lines=raw_lines, lines=lines, bad=bad, rules=res.rules, quarantine=quarantine
             )
+        dups = exact_dups if hashes is not None and layout is None else None
+        if keep.any() or dups is not None:  # bad rows' hashes are remembered too, as they always were
+            # exact duplicates, lineage and Parquet run on the writer's thread, in batch order, while this
+            # thread validates the next batch (the fingerprint store is numpy work that releases the GIL)
+            writer.write(lambda: self._publish(table, lines, keep, hashes, dups))
+
+    def _publish(
+        self,
+        table: pa.Table,
+        lines: np.ndarray,
+        keep: np.ndarray,
+        hashes: np.ndarray | None,
+        dups: SeenKeys | None,
+    ) -> pa.Table:
+        """The batch's rows to publish: good rows, each exact duplicate of an earlier row dropped (warning).
+
+        Runs on the writer's thread, batch after batch in order: the fingerprint store, filtering and
+        lineage leave the validating thread's critical path.
+        """
+        if dups is not None and hashes is not None:
+            repeat, first = dups.check(hashes, lines)
+            dup = repeat & keep
+            if dup.any():
+                where = np.flatnonzero(dup)
+                findings = self.state.findings
+                room = findings.wants(R.EXACT_DUPLICATE.id)
+                for i in where[:room].tolist():  # each example names its own original
+                    findings.add(R.EXACT_DUPLICATE, line=int(lines[i]), first_line=int(first[i]))
+                findings.add_many(R.EXACT_DUPLICATE, len(where) - min(room, len(where)), ())
+                keep = keep & ~dup
         table = table if keep.all() else table.filter(pa.array(keep))
-        if table.num_rows:
-            writer.write(self._lineage(table, lines[keep]))
+        return self._lineage(table, lines[keep])
 
     def _unique(
         self,

@@ -17,6 +17,7 @@ import csv
 import io
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -86,18 +87,18 @@ class LineSource(io.RawIOBase):
         raw: BinaryIO,
         *,
         encoding: str = "utf-8",
-        chunk_size: int = CHUNK,
+        chunk_size: int | None = None,  # default CHUNK (read at call time, so tests can shrink it)
         max_line: int = MAX_LINE,
         hash_records: bool = False,
         exact: bool = False,
-        max_ahead: int = 4,
+        max_ahead: int = 2,
     ) -> None:
         super().__init__()
         self._raw = raw
         self.encoding = codecs.lookup(encoding).name
         self._utf8 = self.encoding == "utf-8"
         self._decoder = None if self._utf8 else codecs.getincrementaldecoder(self.encoding)()
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or CHUNK
         self.max_line = max_line
         self.hash_records = hash_records
         self.exact = exact
@@ -113,7 +114,8 @@ class LineSource(io.RawIOBase):
         self._quote_line = 0
         self._pending = memoryview(b"")
         self._lines: deque[np.ndarray] = deque()
-        self._hashes: deque[np.ndarray] = deque()
+        self._hashes: deque[list[Any]] = deque()  # [_ChunkHashes, records already taken]
+        self._open_hashes: _ChunkHashes | None = None  # its last record runs on into the next chunk
         self._ncols = 0
         self._delim = b","
         self._noise_bytes = b""
@@ -182,8 +184,32 @@ class LineSource(io.RawIOBase):
             self._progress.notify_all()
         return out
 
-    def take_hashes(self, n: int) -> np.ndarray:
-        return _take(self._hashes, n)
+    def take_hashes(self, n: int) -> Callable[[], np.ndarray]:
+        """The next ``n`` record hashes, as a function computing them (on whichever thread calls it).
+
+        Hashing is Python work under the GIL; deferring it lets the caller run it off the reader's
+        critical path. Call the functions in the order they were taken.
+        """
+        parts: list[tuple[_ChunkHashes, int, int]] = []
+        need = n
+        while need > 0 and self._hashes:
+            head = self._hashes[0]
+            entry, done = head
+            step = min(need, entry.n - done)
+            parts.append((entry, done, done + step))
+            need -= step
+            if done + step == entry.n:
+                self._hashes.popleft()
+            else:
+                head[1] = done + step
+        if need:
+            raise RuntimeError(f"record bookkeeping out of step by {need} rows")
+
+        def compute() -> np.ndarray:
+            arrays = [entry.values(b)[a:b] for entry, a, b in parts]
+            return np.concatenate(arrays) if len(arrays) != 1 else arrays[0]
+
+        return compute
 
     # -- header -----------------------------------------------------------------------------------
     def read_header(self) -> Header:
@@ -236,7 +262,8 @@ class LineSource(io.RawIOBase):
                 block = block[3:]
                 self._raw_offset = 3
             end = len(block) - 1 if block.endswith(b"\r") else len(block)
-            last = max(block.rfind(b"\n", 0, end), block.rfind(b"\r", 0, end)) + 1
+            last_lf = block.rfind(b"\n", 0, end)
+            last = max(last_lf, block.rfind(b"\r", last_lf + 1, end)) + 1  # a CR only counts after the last LF
             if last > 0:
                 view = memoryview(block)
                 data = b"".join((carry, view[:last]))
@@ -316,11 +343,15 @@ class LineSource(io.RawIOBase):
             raise FileProblem(R.LINE_TOO_LONG, chunk.first_line + int(too_long[0]), limit=self.max_line)
         # quote state at the end of each line; a record starts where the previous line ended unquoted
         carried = 1 if self._in_quote else 0
+        quotes = np.zeros(0, dtype=np.int64)
         if b'"' in data:
-            quotes = np.flatnonzero(arr == 34)
-            open_after = ((np.searchsorted(quotes, nl) + carried) & 1).astype(np.bool_)
+            # quote parity per line (xor of the line's quote flags), then a running parity: one pass over
+            # the bytes, no quote positions (only exact mode needs those)
+            parity = np.bitwise_xor.reduceat((arr == 34).view(np.uint8), starts)
+            open_after = ((np.cumsum(parity, dtype=np.int64) + carried) & 1).astype(np.bool_)
+            if self.exact:
+                quotes = np.flatnonzero(arr == 34)
         else:
-            quotes = np.zeros(0, dtype=np.int64)
             open_after = np.full(len(nl), bool(carried))
         is_start = np.empty(len(nl), dtype=np.bool_)
         is_start[0] = not carried
@@ -358,8 +389,46 @@ class LineSource(io.RawIOBase):
         self._lines.append(record_lines)
         self.records += len(record_lines)
         if self.hash_records:
-            self._hashes.append(_record_hashes(out, keep_start[~drop]))
+            self._queue_hashes(
+                out,
+                data=data,
+                nl=nl,
+                is_start=is_start,
+                out_is_start=keep_start[~drop],
+                n=len(record_lines),
+                ends_open=bool(open_after[-1]),
+            )
         return out
+
+    def _queue_hashes(
+        self,
+        out: bytes,
+        *,
+        data: bytes,
+        nl: np.ndarray,
+        is_start: np.ndarray,
+        out_is_start: np.ndarray,
+        n: int,
+        ends_open: bool,
+    ) -> None:
+        """Queue this chunk's record hashes (computed later); a record may run on into later chunks.
+
+        Lines at the head of the chunk that continue a record begun earlier (a quoted newline across
+        the chunk boundary) go to that record's hash, not to a record of their own.
+        """
+        starts_at = np.flatnonzero(is_start)
+        head = int(starts_at[0]) if len(starts_at) else len(nl)  # leading continuation lines
+        if self._open_hashes is not None:
+            if head:
+                self._open_hashes.tail.append(data[: int(nl[head - 1])])
+            if len(starts_at):  # the record ended in this chunk
+                self._open_hashes.closed = True
+                self._open_hashes = None
+        if n:
+            entry = _ChunkHashes(out, out_is_start, n, runs_on=ends_open)
+            if ends_open:
+                self._open_hashes = entry
+            self._hashes.append([entry, 0])
 
     def _drop_bad_counts(
         self,
@@ -459,15 +528,57 @@ def _rebuild(data: bytes, starts: np.ndarray, nl: np.ndarray, drop: np.ndarray, 
     return b"".join(pieces)
 
 
-def _record_hashes(out: bytes, line_is_start: np.ndarray) -> np.ndarray:
-    """A 64-bit hash per record of the emitted text (exact-duplicate detection)."""
+class _ChunkHashes:
+    """A chunk's record hashes, computed on first use (the chunk's bytes are kept until then).
+
+    When the chunk's last record runs on into later chunks (a quoted newline), the reader appends the
+    rest of its text to ``tail`` and sets ``closed``; pyarrow yields that row only after reading its end,
+    so by the time anyone asks for the last hash, the record is whole.
+    """
+
+    __slots__ = ("_last", "_out", "_starts", "_values", "closed", "n", "runs_on", "tail")
+
+    def __init__(self, out: bytes, line_is_start: np.ndarray, n: int, *, runs_on: bool = False) -> None:
+        self._out = out
+        self._starts: np.ndarray | None = line_is_start
+        self._values: np.ndarray | None = None
+        self._last: bytes | None = None  # the last record's own text while its tail may still grow
+        self.n = n
+        self.tail: list[bytes] = []
+        self.runs_on = runs_on
+        self.closed = not runs_on
+
+    def values(self, stop: int) -> np.ndarray:
+        """The hashes, at least the first ``stop`` of them filled in."""
+        if self._values is None:
+            assert self._starts is not None
+            records = _record_texts(self._out, self._starts)
+            self._out, self._starts = b"", None
+            if self.runs_on:
+                self._last = records.pop()
+            self._values = np.empty(self.n, dtype=np.int64)
+            self._values[: len(records)] = np.fromiter(map(hash, records), dtype=np.int64, count=len(records))
+        if self._last is not None and stop == self.n:
+            self._values[-1] = hash(b"\n".join([self._last, *self.tail]))
+            self._last = None
+        return self._values
+
+
+def _record_texts(out: bytes, line_is_start: np.ndarray) -> list[bytes]:
+    """The emitted text of each record that starts in ``out`` (leading continuation lines skipped)."""
     lines = out.split(b"\n")[:-1]
     if line_is_start.all():
-        return np.fromiter(map(hash, lines), dtype=np.int64, count=len(lines))
+        return lines
     records: list[bytes] = []
     for text, start in zip(lines, line_is_start.tolist(), strict=True):
-        if start or not records:
+        if start:
             records.append(text)
-        else:
+        elif records:
             records[-1] += b"\n" + text
+    return records
+
+
+def _record_hashes(out: bytes, line_is_start: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per record of the emitted text (exact-duplicate detection)."""
+    records = _record_texts(out, line_is_start)
     return np.fromiter(map(hash, records), dtype=np.int64, count=len(records))

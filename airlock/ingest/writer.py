@@ -10,7 +10,7 @@ import contextlib
 import csv
 import io
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MAX_PARTITIONS = 366
+WRITE_BATCH = 64 * 1024
 # Rows without a partition value (a CRIF file with no ValuationDate): the folder name Hive, Athena,
 # Spark and DuckDB all read back as NULL.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -43,10 +44,12 @@ class Written:
 
 
 class PartitionedWriter:
-    """ParquetWriters keyed by partition value, fed from a background thread.
+    """ParquetWriters keyed by partition value, fed by two background threads in submission order.
 
-    Encoding Parquet releases the GIL, so it overlaps the next batch's validation; at most two batches
-    wait in the queue, which keeps memory flat. Only low-cardinality columns are dictionary-encoded
+    ``write`` takes a table or a function making one (the pipeline's exact-duplicate check, filter and
+    lineage); functions run on a publishing thread, and Parquet encoding, which releases the GIL, on a
+    second one, both overlapping the next batch's validation. Each stage holds one batch waiting at
+    most, which keeps memory flat. Only low-cardinality columns are dictionary-encoded
     (``dictionary_columns``): trying dictionaries on ids and amounts costs time and saves nothing.
     """
 
@@ -64,21 +67,42 @@ class PartitionedWriter:
         self.partition_by = partition_by
         self.dictionary_columns = set(dictionary_columns)
         self._open: dict[str, _Open] = {}
+        # two single-thread stages, each in submission order: ``prepare`` runs the caller's functions
+        # (making the table to publish), ``encode`` writes Parquet (which releases the GIL)
+        self._prepare = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airlock-publish")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airlock-parquet")
         self._pending: deque[Future[None]] = deque()
+        self._encoding: deque[Future[None]] = deque()
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table | Callable[[], pa.Table]) -> None:
+        """Queue a table, or a function making one; functions run on a background thread, in order."""
+        if isinstance(table, pa.Table) and not table.num_rows:
+            return
+        while len(self._pending) >= 1:
+            self._pending.popleft().result()
+        self._pending.append(self._prepare.submit(self._prepared, table))
+
+    def _prepared(self, table: pa.Table | Callable[[], pa.Table]) -> None:
+        if not isinstance(table, pa.Table):
+            table = table()
         if not table.num_rows:
             return
-        while len(self._pending) >= 2:
+        while len(self._encoding) >= 1:  # one table encoding, one waiting at most: memory stays flat
+            self._encoding.popleft().result()
+        self._encoding.append(self._pool.submit(self._write_now, table))
+
+    def flush(self) -> None:
+        """Wait for everything queued so far (and raise what it raised)."""
+        while self._pending:
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write_now, table))
+        while self._encoding:
+            self._encoding.popleft().result()
 
     def _drain(self) -> None:
         try:
-            while self._pending:
-                self._pending.popleft().result()
+            self.flush()
         finally:
+            self._prepare.shutdown(wait=True)
             self._pool.shutdown(wait=True)
 
     def _write_now(self, table: pa.Table) -> None:
@@ -119,6 +143,9 @@ class PartitionedWriter:
                 use_dictionary=dictionary,
                 write_statistics=stats,
                 column_encoding={"source_line": "DELTA_BINARY_PACKED"} if "source_line" in table.column_names else None,
+                # values handed to the encoders 64k at a time instead of 1,024: same pages and bytes, about
+                # a tenth less CPU (pages still close at the default 1 MiB)
+                write_batch_size=WRITE_BATCH,
             )
             entry = _Open(writer, tmp, final)
             self._open[value] = entry

@@ -68,6 +68,9 @@ class Columns(Mapping[str, pa.Array]):
             self._plain[name] = hit
         return hit
 
+    def __contains__(self, name: object) -> bool:  # Mapping's would decode the column to answer
+        return name in self._stored
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._stored)
 
@@ -109,6 +112,20 @@ class Cond:
         return Not(self)
 
 
+def _stored(cols: Cols, name: str) -> pa.Array | None:
+    """The column as stored (dictionary-encoded ones stay encoded: no decode for a row rule)."""
+    if isinstance(cols, Columns):
+        return cols.stored(name) if name in cols else None
+    return cols.get(name)
+
+
+def _on_values(arr: pa.Array, kernel: Any) -> pa.Array:
+    """A per-value boolean kernel; on a dictionary array it runs once per distinct value."""
+    if isinstance(arr, pa.DictionaryArray):
+        return kernel(arr.dictionary).take(arr.indices)
+    return kernel(arr)
+
+
 def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -127,7 +144,7 @@ class Present(Cond):
     def vec(self, cols: Cols, n: int) -> np.ndarray:
         out = np.ones(n, dtype=np.bool_)
         for name in self.names:
-            arr = cols.get(name)
+            arr = _stored(cols, name)
             if arr is None:
                 return np.zeros(n, dtype=np.bool_)
             out &= _np(pc.is_valid(arr))
@@ -145,10 +162,12 @@ class In(Cond):
         return row.get(self.name) in self.values
 
     def vec(self, cols: Cols, n: int) -> np.ndarray:
-        arr = cols.get(self.name)
+        arr = _stored(cols, self.name)
         if arr is None:
             return np.zeros(n, dtype=np.bool_)
-        return _np(pc.is_in(arr, value_set=pa.array(self.values, type=arr.type)))
+        plain = arr.type.value_type if isinstance(arr, pa.DictionaryArray) else arr.type
+        value_set = pa.array(self.values, type=plain)
+        return _np(_on_values(arr, lambda a: pc.is_in(a, value_set=value_set)))
 
 
 @dataclass(frozen=True)
@@ -161,10 +180,10 @@ class StartsWith(Cond):
         return isinstance(value, str) and value.startswith(self.prefix)
 
     def vec(self, cols: Cols, n: int) -> np.ndarray:
-        arr = cols.get(self.name)
+        arr = _stored(cols, self.name)
         if arr is None:
             return np.zeros(n, dtype=np.bool_)
-        return _np(pc.starts_with(arr, self.prefix))
+        return _np(_on_values(arr, lambda a: pc.starts_with(a, self.prefix)))
 
 
 @dataclass(frozen=True)

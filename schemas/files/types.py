@@ -157,8 +157,13 @@ class Text(CellType):
         trimmed = pc.utf8_trim(arr, characters=_SPACES)
         if pc.any(pc.starts_with(trimmed, '="')).as_py():
             return self._by_dictionary(arr, ctx)
-        lengths = pc.utf8_length(trimmed)
+        # byte lengths are nearly free; characters are counted only when some value has more bytes than
+        # the limit allows characters (a character is at least one byte)
+        lengths = pc.binary_length(trimmed)
+        longest = pc.max(lengths).as_py()
         empty = pc.equal(lengths, 0)
+        if longest is not None and longest > self.max_len:
+            lengths = pc.utf8_length(trimmed)
         too_long = pc.fill_null(pc.greater(lengths, self.max_len), False)
         drop = pc.or_(empty, too_long)
         if pc.any(drop).as_py():  # rare: only then pay for rebuilding the strings

@@ -21,3 +21,18 @@ def test_cap_stops_remembering() -> None:
     assert seen.capped
     rep, _ = seen.check(np.array([4, 1]), np.array([5, 6]))
     assert rep.tolist() == [False, True]
+
+
+def test_within_a_big_batch_the_earliest_row_is_the_original() -> None:
+    # argsort is not stable past a few dozen elements: the earliest row must still be the original
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 50, 5000)
+    lines = np.arange(1, 5001)
+    rep, first = SeenKeys().check(hashes, lines)
+    originals: dict[int, int] = {}
+    for h, line, r, f in zip(hashes.tolist(), lines.tolist(), rep.tolist(), first.tolist(), strict=True):
+        if h in originals:
+            assert r and f == originals[h]
+        else:
+            assert not r
+            originals[h] = line

@@ -1,0 +1,169 @@
+"""The pipelined engine: chunk and batch boundaries, background stages and their failures.
+
+Parsing runs ahead on a thread, record hashing and the exact-duplicate store run on the publishing
+thread, Parquet encoding on another; none of it may change a finding, a line number or a published row.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airlock.ingest import pipeline, reader
+from airlock.ingest.pipeline import IngestOptions, IngestOutcome, ingest
+from airlock.ingest.reader import FileProblem, LineSource
+from schemas.report import Verdict
+from schemas.tenant import IngestPolicy
+
+AT = datetime(2024, 3, 28, 18, 0, tzinfo=UTC)
+HEADER = (
+    b"ValuationDate,TradeID,PortfolioID,ProductClass,RiskType,Qualifier,Bucket,Label1,Label2,"
+    b"AmountCurrency,Amount,AmountUSD,IMModel,collect_regulations,post_regulations"
+)
+
+
+def crif(rows: int, *, seed: int, eol: bytes = b"\n") -> bytes:
+    """A CRIF file with exact duplicates near and far, bad rows, noise lines and quoted newlines."""
+    rnd = random.Random(seed)
+    lines = [b"# exported by the risk engine", HEADER]
+    made: list[bytes] = []
+    for i in range(rows):
+        roll = rnd.random()
+        if made and roll < 0.08:  # an exact duplicate of an earlier row, possibly many batches back
+            lines.append(rnd.choice(made))
+            continue
+        if roll < 0.11:
+            lines.append(b"")
+            continue
+        if roll < 0.13:
+            lines.append(b"# page %d" % i)
+            continue
+        amount = b"oops" if roll < 0.16 else b"%.2f" % rnd.uniform(-1e6, 1e6)
+        regs = b'"ESA,\nUSPR"' if roll < 0.2 else b'"ESA,USPR"'
+        row = b"2024-03-28,T%06d,PF%d,RatesFX,Risk_IRCurve,USD,%d,%s,Libor3m,USD,%s,,SIMM,%s,SEC" % (
+            i,
+            i % 7,
+            1 + i % 12,
+            rnd.choice([b"2w", b"1y", b"10y"]),
+            amount,
+            regs,
+        )
+        made.append(row)
+        lines.append(row)
+    return eol.join(lines) + eol
+
+
+# Bad rows quarantined, good ones published: the comparisons below then cover published rows too.
+PARTIAL = IngestPolicy(allow_partial=True, max_error_ratio=0.5)
+STRICT = IngestPolicy()
+
+
+def run(tmp_path: Path, data: bytes, policy: IngestPolicy = STRICT) -> IngestOutcome:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    src = tmp_path / "in.csv"
+    src.write_bytes(data)
+    options = IngestOptions(file_id="f", ingested_at=AT, policy=policy)
+    return ingest(src, options=options, out_dir=tmp_path / "out")
+
+
+def published(out: IngestOutcome) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for o in out.outputs:
+        rows.extend(pq.ParquetFile(o.path).read().to_pylist())
+    return sorted(rows, key=lambda r: int(r["source_line"]))  # type: ignore[call-overload]
+
+
+def report(out: IngestOutcome) -> tuple[object, ...]:
+    return (
+        out.verdict,
+        out.rows_total,
+        out.rows_accepted,
+        out.rows_rejected,
+        out.finding_counts,
+        [(f.rule, f.line, f.message) for f in out.findings],
+    )
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_tiny_chunks_and_batches_give_the_same_report_and_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eol: bytes
+) -> None:
+    data = crif(3000, seed=11, eol=eol)
+    whole = run(tmp_path / "whole", data, PARTIAL)
+    monkeypatch.setattr(reader, "CHUNK", 700)  # records and quoted newlines straddle chunk boundaries
+    monkeypatch.setattr(pipeline, "BLOCK_SIZE", 2048)  # dozens of batches: duplicates across batches
+    tiny = run(tmp_path / "tiny", data, PARTIAL)
+    assert whole.verdict is Verdict.ACCEPTED_WITH_ERRORS
+    assert whole.finding_counts.get("AIR-W002", 0) > 100 and whole.rows_rejected > 50
+    assert report(tiny) == report(whole)
+    rows = published(whole)
+    assert len(rows) > 2000 and published(tiny) == rows
+
+
+def test_exact_duplicates_are_published_once_with_their_first_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader, "CHUNK", 512)
+    monkeypatch.setattr(pipeline, "BLOCK_SIZE", 1024)
+    rows = [
+        b"2024-03-28,T%04d,PF1,RatesFX,Risk_IRCurve,USD,1,2w,Libor3m,USD,%d.5,,SIMM,,SEC" % (i, i) for i in range(400)
+    ]
+    dup_of = {402: 3, 403: 250, 404: 401, 405: 3}  # physical line -> line of the original
+    lines = [HEADER, *rows, *(rows[first - 2] for first in dup_of.values())]
+    out = run(tmp_path, b"\n".join(lines) + b"\n")
+    assert out.verdict is Verdict.ACCEPTED and out.finding_counts == {"AIR-W002": 4}
+    assert [(f.line, f.message) for f in out.findings] == [
+        (line, f"This row is an exact copy of line {first}; it was kept once.") for line, first in dup_of.items()
+    ]
+    got = published(out)
+    assert len(got) == 400 and [r["source_line"] for r in got] == list(range(2, 402))
+
+
+def test_a_failure_on_the_publishing_thread_rejects_the_file_and_leaves_no_parquet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, table: object, lines: object) -> object:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pipeline._Run, "_lineage", broken)
+    monkeypatch.setattr(pipeline, "BLOCK_SIZE", 1024)
+    out = run(tmp_path, crif(500, seed=3))
+    assert out.verdict is Verdict.REJECTED and out.finding_counts == {"AIR-F015": 1}
+    assert not list((tmp_path / "out").rglob("*.parquet*"))
+
+
+def drain(data: bytes, chunk: int) -> tuple[bytes, list[int], tuple[str, int] | None]:
+    src = LineSource(io.BytesIO(data), chunk_size=chunk, max_ahead=1 << 30)
+    try:
+        src.read_header()
+    except FileProblem as exc:
+        return b"", [], (exc.rule.id, exc.line)
+    out = b""
+    while block := src.read():
+        out += block
+    lines = src.take_lines(src.records).tolist() if src.records else []
+    problem = (src.problem.rule.id, src.problem.line) if src.problem else None
+    return out, lines, problem
+
+
+def test_quote_state_is_carried_across_chunks() -> None:
+    data = b'a,b\n1,"x\n\ny"\n2,""""\n# note\n3,"\n"\n4,z\n'
+    out, lines, problem = drain(data, 1 << 20)
+    assert problem is None and lines == [2, 5, 7, 9]
+    assert out == b'1,"x\n\ny"\n2,""""\n3,"\n"\n4,z\n'
+    for chunk in (1, 2, 3, 5, 8):
+        assert drain(data, chunk) == (out, lines, problem)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.text(alphabet='ab,"#; \t', max_size=8), min_size=1, max_size=30), st.integers(1, 40))
+def test_any_chunk_size_gives_the_same_records_and_lines(cells: list[str], chunk: int) -> None:
+    data = ("a,b\n" + "\n".join(cells) + "\n").encode()
+    assert drain(data, chunk) == drain(data, 1 << 20)
