@@ -1,21 +1,40 @@
 """Transfer Family custom identity provider, API Gateway face: ``GET /servers/{serverId}/users/{username}/config``.
 
-Transfer Family sends the password in the ``Password`` header (absent for key logins) and
-``protocol`` and ``sourceIp`` as query parameters. Same decision, same audit as the Lambda face; the
-answer is always HTTP 200 with the response (or ``{}``, which denies) as the JSON body.
+Transfer Family sends the password twice for password logins: base64-encoded in ``PasswordBase64``
+(the only form that carries characters outside US-ASCII intact) and plain in ``Password``; both are
+absent for key logins. ``protocol`` and ``sourceIp`` come as query parameters. Same decision, same
+audit as the Lambda face; the answer is always HTTP 200 with the response (or ``{}``, which denies)
+as the JSON body.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 from urllib.parse import unquote
 
-from handlers.identity_provider import respond
+from handlers.identity_provider import audit_bad_event, respond
+
+
+class BadPasswordHeader(ValueError):
+    """``PasswordBase64`` is not base64 of UTF-8 text: deny, never fall back to a key login."""
+
+
+def _password(headers: dict[str, Any]) -> str | None:
+    encoded = headers.get("passwordbase64")
+    if encoded:
+        try:
+            return base64.b64decode(str(encoded), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise BadPasswordHeader("PasswordBase64 is not base64-encoded UTF-8") from exc
+    plain = headers.get("password")
+    return str(plain) if plain else None
 
 
 def to_identity_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Map the API Gateway proxy event onto the Lambda face's event shape."""
+    """Map the API Gateway proxy event onto the Lambda face's event shape (raises BadPasswordHeader)."""
     path = event.get("pathParameters") or {}
     query = event.get("queryStringParameters") or {}
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -25,11 +44,20 @@ def to_identity_event(event: dict[str, Any]) -> dict[str, Any]:
         "protocol": query.get("protocol") or "SFTP",
         "sourceIp": query.get("sourceIp"),
     }
-    if headers.get("password"):
-        identity["password"] = headers["password"]
+    password = _password(headers)
+    if password:
+        identity["password"] = password
     return identity
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    body = respond(to_identity_event(event) if isinstance(event, dict) else {}, "api")
+    body: dict[str, Any] = {}
+    if isinstance(event, dict):
+        try:
+            body = respond(to_identity_event(event), "api")
+        except BadPasswordHeader:
+            user = unquote(str((event.get("pathParameters") or {}).get("username", "")))
+            audit_bad_event({"username": user}, "api")
+    else:
+        audit_bad_event(event, "api")
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}

@@ -371,7 +371,7 @@ def test_identity_provider_permissions(template: Template) -> None:
     assert perm["Principal"] == "transfer.amazonaws.com" and perm["SourceAccount"] == NAMES.account_id
 
 
-@pytest.mark.parametrize("logical_id", ["IngestFunction", "IdentityProviderFunction"])
+@pytest.mark.parametrize("logical_id", ["IngestFunction", "IdentityProviderFunction", "IdentityProviderApiFunction"])
 def test_handler_imports_from_what_the_artifact_ships(template: Template, logical_id: str) -> None:
     """The Handler names an importable callable, using only the packages the Makefile ships."""
     props = template["Resources"][logical_id]["Properties"]
@@ -500,3 +500,277 @@ def test_widening_the_worker_role_is_caught(template: Template, statement: dict[
 
     with pytest.raises(AssertionError):
         check_worker_role(_mutated(template, edit))
+
+
+# -- the identity provider's two faces (IdentityProviderMode LAMBDA | API_GATEWAY) ------------------
+
+USER_CONFIG_PATH = "/servers/{serverId}/users/{username}/config"
+INVOCATION_ROLE = {"Fn::GetAtt": ["IdentityProviderInvocationRole", "Arn"]}
+# Properties that differ between the two faces; everything else (code, memory, timeout, network,
+# log group, environment, permissions) must be equal.
+FACE_SPECIFIC = {"FunctionName", "Handler", "Description"}
+
+
+def role_statements(template: Template, role_id: str) -> list[dict[str, Any]]:
+    """Every identity-policy statement attached to a role (inline, RolePolicy, Policy), resolved."""
+    role = template["Resources"][role_id]["Properties"]
+    assert not role.get("ManagedPolicyArns"), f"{role_id}: managed policies cannot be checked here"
+    statements: list[dict[str, Any]] = []
+    for policy in role.get("Policies", []):
+        statements += policy["PolicyDocument"]["Statement"]
+    for res in resources_of(template, "AWS::IAM::RolePolicy").values():
+        if res["Properties"]["RoleName"] == {"Ref": role_id}:
+            statements += res["Properties"]["PolicyDocument"]["Statement"]
+    for res in resources_of(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in res["Properties"].get("Roles", []):
+            statements += res["Properties"]["PolicyDocument"]["Statement"]
+    return list(resolve(template, statements))
+
+
+def check_api_face_equals_lambda_face(template: Template) -> None:
+    res = template["Resources"]
+    lam, api = res["IdentityProviderFunction"], res["IdentityProviderApiFunction"]
+    assert template["Conditions"]["IdentityProviderApiMode"] == {
+        "Fn::Equals": [{"Ref": "IdentityProviderMode"}, "API_GATEWAY"]
+    }
+    assert api.get("Condition") == "IdentityProviderApiMode", "the API face exists in API_GATEWAY mode only"
+    assert "Condition" not in lam, "the Lambda face is the default and always exists"
+    assert api["Properties"]["Handler"] == "handlers/identity_provider_api.lambda_handler"
+    assert resolve(template, api["Properties"]["FunctionName"]) == f"{NAMES.prefix}-identity-provider-api"
+    same = {k: v for k, v in lam["Properties"].items() if k not in FACE_SPECIFIC}
+    got = {k: v for k, v in api["Properties"].items() if k not in FACE_SPECIFIC}
+    differ = sorted(k for k in same.keys() | got.keys() if same.get(k) != got.get(k))
+    assert not differ, f"the API face differs from the Lambda face in {differ}"
+    assert api["Metadata"]["BuildMethod"] == lam["Metadata"]["BuildMethod"]
+    skips = {k: sorted(s["id"] for s in f["Metadata"]["checkov"]["skip"]) for k, f in (("lam", lam), ("api", api))}
+    assert skips["api"] == skips["lam"], "checkov skips of the two faces differ"
+    # In a VPC each face's own role gets the same ENI statements.
+    lam_vpc, api_vpc = res["IdentityProviderVpcPolicy"], res["IdentityProviderApiVpcPolicy"]
+    assert api_vpc["Properties"]["RoleName"] == {"Ref": "IdentityProviderApiFunctionRole"}
+    assert api_vpc["Properties"]["PolicyDocument"] == lam_vpc["Properties"]["PolicyDocument"]
+    assert api_vpc["Condition"] == "IdentityProviderApiInVpc"
+    assert template["Conditions"]["IdentityProviderApiInVpc"] == {
+        "Fn::And": [{"Condition": "InVpc"}, {"Condition": "IdentityProviderApiMode"}]
+    }
+
+
+def check_identity_api(template: Template) -> None:
+    """REGIONAL, AWS_IAM on every method, one GET, proxy to the API face, no cache, no header logging."""
+    res = template["Resources"]
+    api = res["IdentityProviderApi"]
+    props = api["Properties"]
+    assert api["Type"] == "AWS::Serverless::Api" and api["Condition"] == "IdentityProviderApiMode"
+    assert props["EndpointConfiguration"] == {"Type": "REGIONAL"}, "Transfer Family needs a public regional URL"
+    auth = props["Auth"]
+    assert auth["DefaultAuthorizer"] == "AWS_IAM", "every method must require SigV4 (AWS_IAM)"
+    assert auth.get("InvokeRole") == "NONE", "CALLER_CREDENTIALS would need lambda:InvokeFunction on the caller"
+    body = props["DefinitionBody"]
+    assert "security" not in body and "x-amazon-apigateway-policy" not in body, "Auth owns security and policy"
+    methods = [(path, verb, op) for path, ops in body["paths"].items() for verb, op in ops.items()]
+    assert [(p, v) for p, v, _ in methods] == [(USER_CONFIG_PATH, "get")], "only GET on the user config path"
+    fn_name = resolve(template, res["IdentityProviderApiFunction"]["Properties"]["FunctionName"])
+    for path, verb, op in methods:
+        # A method-level security list or an override would replace the default authorizer.
+        assert "security" not in op and "x-amazon-apigateway-auth" not in op, f"{verb} {path}: overrides AWS_IAM"
+        integration = op["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy" and "credentials" not in integration
+        uri = resolve(template, integration["uri"])
+        assert uri.endswith(f":function:{fn_name}/invocations"), f"{verb} {path} must reach the API face: {uri}"
+    assert {p["name"] for p in methods[0][2]["parameters"]} == {
+        "serverId", "username", "protocol", "sourceIp", "Password", "PasswordBase64"
+    }
+    assert props["TracingEnabled"] is True and props["CacheClusterEnabled"] is False
+    (settings,) = props["MethodSettings"]
+    assert settings["ResourcePath"] == "/*" and settings["HttpMethod"] == "*"
+    assert settings["CachingEnabled"] is False, "Transfer Family forbids caching an identity provider API"
+    assert settings["DataTraceEnabled"] is False, "data trace would log the Password header"
+    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] >= settings["ThrottlingRateLimit"]
+    logs = props["AccessLogSetting"]
+    assert logs["DestinationArn"] == {"Fn::GetAtt": ["IdentityProviderApiAccessLogGroup", "Arn"]}
+    fmt = json.loads(logs["Format"])
+    assert not any("header" in v.lower() or "password" in v.lower() for v in fmt.values()), "no header in access logs"
+    group = res["IdentityProviderApiAccessLogGroup"]["Properties"]
+    assert group["KmsKeyId"] == {"Fn::GetAtt": ["PlatformKey", "Arn"]} and group["RetentionInDays"]
+    key_logs = next(
+        s for s in res["PlatformKey"]["Properties"]["KeyPolicy"]["Statement"] if s["Sid"] == "CloudWatchLogs"
+    )
+    arns = resolve(template, key_logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    group_arn = f"arn:aws:logs:{NAMES.region}:{NAMES.account_id}:log-group:{resolve(template, group['LogGroupName'])}"
+    assert any(re.fullmatch(a.replace("*", ".*"), group_arn) for a in arns), "PlatformKey must admit the access logs"
+    # The resource policy admits the invocation role alone, and only on the user config path.
+    statements = auth["ResourcePolicy"]["CustomStatements"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    denies = [s for s in statements if s["Effect"] == "Deny"]
+    assert len(allows) == 1 and allows[0]["Principal"] == {"AWS": INVOCATION_ROLE}, "allow the invocation role only"
+    assert allows[0]["Action"] == "execute-api:Invoke"
+    assert allows[0]["Resource"] == "execute-api:/*/GET/servers/*/users/*/config"
+    assert len(denies) == 1 and denies[0]["Principal"] == "*" and denies[0]["Resource"] == "execute-api:/*"
+    assert denies[0]["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": INVOCATION_ROLE}}, "deny everyone else"
+    perm = resolve(template, res["IdentityProviderApiInvokePermission"]["Properties"])
+    assert perm["Principal"] == "apigateway.amazonaws.com" and perm["SourceAccount"] == NAMES.account_id
+    assert perm["FunctionName"] == "<IdentityProviderApiFunction.Arn>"
+    assert perm["SourceArn"].endswith(":<IdentityProviderApi>/*/GET/servers/*/users/*/config"), perm["SourceArn"]
+
+
+def check_invocation_role(template: Template) -> None:
+    """Trusts Transfer Family of this account; may invoke GET .../config of this API and nothing else."""
+    role = template["Resources"]["IdentityProviderInvocationRole"]
+    assert role["Condition"] == "IdentityProviderApiMode"
+    (trust,) = resolve(template, role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+    assert trust["Effect"] == "Allow" and trust["Principal"] == {"Service": "transfer.amazonaws.com"}
+    assert as_list(trust["Action"]) == ["sts:AssumeRole"]
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == NAMES.account_id, "confused deputy"
+    statements = role_statements(template, "IdentityProviderInvocationRole")
+    this_api = f"arn:aws:execute-api:{NAMES.region}:{NAMES.account_id}:<IdentityProviderApi>"
+    rest_api = f"arn:aws:apigateway:{NAMES.region}::/restapis/<IdentityProviderApi>"
+    for s in statements:
+        assert s["Effect"] == "Allow" and "NotAction" not in s and "NotResource" not in s and "Condition" not in s
+        actions = as_list(s["Action"])
+        if actions == ["execute-api:Invoke"]:
+            assert as_list(s["Resource"]) == [f"{this_api}/<IdentityProviderApi.Stage>/GET/servers/*/users/*/config"], (
+                f"the invocation role may invoke only GET {USER_CONFIG_PATH}: {s['Resource']}"
+            )
+        else:
+            assert actions == ["apigateway:GET"], f"the invocation role must not have {actions}"
+            assert sorted(as_list(s["Resource"])) == [rest_api, f"{rest_api}/*"], "read this API only"
+    assert sum(as_list(s["Action"]) == ["execute-api:Invoke"] for s in statements) == 1
+
+
+def test_api_face_equals_the_lambda_face(template: Template) -> None:
+    check_api_face_equals_lambda_face(template)
+
+
+def test_identity_api_requires_iam_on_every_method(template: Template) -> None:
+    check_identity_api(template)
+
+
+def test_invocation_role_can_invoke_only_the_user_config_path(template: Template) -> None:
+    check_invocation_role(template)
+
+
+def test_every_makefile_function_has_its_build_target(template: Template) -> None:
+    """sam build runs ``make --makefile <CodeUri>/Makefile build-<LogicalId>`` for each function."""
+    missing = []
+    for logical_id, fn in sorted(resources_of(template, "AWS::Serverless::Function").items()):
+        if fn.get("Metadata", {}).get("BuildMethod") != "makefile":
+            continue
+        makefile = ROOT / fn["Properties"]["CodeUri"] / "Makefile"
+        proc = subprocess.run(
+            ["make", "-n", "--makefile", str(makefile), f"build-{logical_id}"],
+            cwd=ROOT, env={"PATH": "/usr/bin:/bin", "ARTIFACTS_DIR": "/nonexistent"},
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        if proc.returncode != 0:
+            missing.append(f"{makefile.relative_to(ROOT)}: build-{logical_id}")
+    assert not missing, f"sam build would fail, no make target: {missing}"
+
+
+def test_identity_api_as_sam_translates_it(template: Template) -> None:
+    """The transformed template: AWS_IAM on every method, no caller credentials, one stage, no cycle."""
+    sam_python = ROOT / ".tools" / "sam" / "bin" / "python"
+    if not sam_python.exists():
+        pytest.skip("no .tools/sam (scripts/check_template.sh creates it)")
+    probe = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+t = yaml_parse(open("template.yaml").read())
+for r in t["Resources"].values():  # local code paths are S3 URIs after sam package
+    p = r.get("Properties", {})
+    for k in ("CodeUri", "DefinitionUri"):
+        if isinstance(p.get(k), str):
+            p[k] = "s3://bucket/" + p[k]
+class NoManagedPolicies:
+    def load(self):
+        return {}
+json.dump(transform(t, {}, NoManagedPolicies()), sys.stdout)
+"""
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": NAMES.region, "SAM_CLI_TELEMETRY": "0"}
+    proc = subprocess.run([str(sam_python), "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)["Resources"]
+    (rest_id,) = [k for k, v in out.items() if v["Type"] == "AWS::ApiGateway::RestApi"]
+    body = out[rest_id]["Properties"]["Body"]
+    scheme = body["components"]["securitySchemes"]["AWS_IAM"]
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    for path, ops in body["paths"].items():
+        for verb, op in ops.items():
+            assert op["security"] == [{"AWS_IAM": []}], f"{verb} {path}: {op.get('security')}"
+            assert "credentials" not in op["x-amazon-apigateway-integration"], f"{verb} {path}: caller credentials"
+    assert body["x-amazon-apigateway-policy"]["Statement"] == template["Resources"]["IdentityProviderApi"][
+        "Properties"]["Auth"]["ResourcePolicy"]["CustomStatements"]
+    stages = {k: v for k, v in out.items() if v["Type"] == "AWS::ApiGateway::Stage"}
+    assert [s["Properties"]["StageName"] for s in stages.values()] == ["prod"], "one stage (no implicit 'Stage')"
+    (stage_id,) = stages
+    url = out["SftpServer"]["Properties"]["IdentityProviderDetails"]["Fn::If"][1]["Url"]["Fn::Sub"]
+    assert url.endswith("/${" + stage_id + "}"), "the server's URL must name the deployed stage"
+    gateway = [v for v in out.values() if v["Type"].startswith("AWS::ApiGateway::")]
+    assert all(v.get("Condition") == "IdentityProviderApiMode" for v in gateway), "API resources in API mode only"
+
+
+# The identity checks notice a change made in one place only.
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r["IdentityProviderApiFunction"]["Properties"].update(MemorySize=512),
+        lambda r: r["IdentityProviderApiFunction"]["Properties"]["Policies"][0]["Statement"].append(
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+        ),
+        lambda r: r["IdentityProviderApiFunction"]["Properties"]["Environment"]["Variables"].update(X="1"),
+        lambda r: r["IdentityProviderApiFunction"]["Properties"].update(LoggingConfig={"LogGroup": "other"}),
+    ],
+    ids=["memory", "policy", "environment", "log-group"],
+)
+def test_api_face_drifting_from_the_lambda_face_is_caught(template: Template, edit: Any) -> None:
+    with pytest.raises(AssertionError, match="differs from the Lambda face"):
+        check_api_face_equals_lambda_face(_mutated(template, edit))
+
+
+def _user_config(r: dict[str, Any]) -> dict[str, Any]:
+    op: dict[str, Any] = r["IdentityProviderApi"]["Properties"]["DefinitionBody"]["paths"][USER_CONFIG_PATH]["get"]
+    return op
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r["IdentityProviderApi"]["Properties"]["Auth"].update(DefaultAuthorizer="NONE"),
+        lambda r: r["IdentityProviderApi"]["Properties"]["Auth"].pop("InvokeRole"),
+        lambda r: _user_config(r).update(security=[]),
+        lambda r: r["IdentityProviderApi"]["Properties"]["DefinitionBody"]["paths"][USER_CONFIG_PATH].update(
+            post=_user_config(r)
+        ),
+        lambda r: r["IdentityProviderApi"]["Properties"].update(EndpointConfiguration={"Type": "PRIVATE"}),
+        lambda r: r["IdentityProviderApi"]["Properties"]["MethodSettings"][0].update(DataTraceEnabled=True),
+        lambda r: r["IdentityProviderApi"]["Properties"]["Auth"]["ResourcePolicy"]["CustomStatements"][0].update(
+            Principal={"AWS": "*"}
+        ),
+        lambda r: r["IdentityProviderApi"]["Properties"]["Auth"]["ResourcePolicy"]["CustomStatements"].pop(),
+    ],
+    ids=["no-auth", "caller-credentials", "method-override", "second-method", "private", "data-trace",
+         "open-policy", "no-deny"],
+)
+def test_opening_the_identity_api_is_caught(template: Template, edit: Any) -> None:
+    with pytest.raises(AssertionError):
+        check_identity_api(_mutated(template, edit))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Allow", "Action": "execute-api:Invoke",
+         "Resource": {"Fn::Sub": "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${IdentityProviderApi}/*"}},
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"},
+        {"Effect": "Allow", "Action": "apigateway:GET", "Resource": "*"},
+    ],
+    ids=["whole-api", "lambda", "every-api"],
+)
+def test_widening_the_invocation_role_is_caught(template: Template, statement: dict[str, Any]) -> None:
+    def edit(r: dict[str, Any]) -> None:
+        r["IdentityProviderInvocationPolicy"]["Properties"]["PolicyDocument"]["Statement"].append(statement)
+
+    with pytest.raises(AssertionError):
+        check_invocation_role(_mutated(template, edit))

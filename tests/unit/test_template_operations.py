@@ -222,14 +222,44 @@ def test_onboarding_alarm_names_the_state_machines_of_the_template(template: Tem
 def test_sftp_server_wiring(template: Template) -> None:
     server = template["Resources"]["SftpServer"]
     props = server["Properties"]
-    assert props["IdentityProviderType"] == "AWS_LAMBDA"
+    # IdentityProviderMode picks the face; LAMBDA (the default) is the else branch of every switch.
+    assert template["Parameters"]["IdentityProviderMode"]["Default"] == "LAMBDA"
+    assert props["IdentityProviderType"] == {"Fn::If": ["IdentityProviderApiMode", "API_GATEWAY", "AWS_LAMBDA"]}
+    cond, api, lam = props["IdentityProviderDetails"]["Fn::If"]
+    assert cond == "IdentityProviderApiMode"
     fn_name = resolve(template, template["Resources"]["IdentityProviderFunction"]["Properties"]["FunctionName"])
-    assert resolve(template, props["IdentityProviderDetails"]["Function"]).endswith(f":function:{fn_name}")
+    assert resolve(template, lam["Function"]).endswith(f":function:{fn_name}")
+    assert set(api) == {"Url", "InvocationRole", "SftpAuthenticationMethods"}, "API mode: Url + InvocationRole only"
+    assert api["InvocationRole"] == {"Fn::GetAtt": ["IdentityProviderInvocationRole", "Arn"]}
+    url = api["Url"]["Fn::Sub"]
+    assert url.startswith("https://${IdentityProviderApi}.execute-api.")
+    assert url.endswith("/${IdentityProviderApi.Stage}"), "the stage Transfer Family calls"
+    assert lam["SftpAuthenticationMethods"] == api["SftpAuthenticationMethods"] == "PUBLIC_KEY_OR_PASSWORD"
     assert props["Protocols"] == ["SFTP"] and props["Domain"] == "S3"
     env = template["Globals"]["Function"]["Environment"]["Variables"]["AIRLOCK_SFTP_SERVER_IDS"]
     assert '["SftpServer", "ServerId"]' in json.dumps(env), "the functions must answer the stack's own server"
     vpc = server["Properties"]["EndpointDetails"]["Fn::If"][1]
     assert len(vpc["SubnetIds"]["Fn::If"][1]) == len(vpc["AddressAllocationIds"]["Fn::If"][1]), "one EIP per subnet"
+
+
+def test_identity_alarms_and_audit_follow_the_face_the_server_calls(template: Template) -> None:
+    """IdentityProviderMode=API_GATEWAY: the error-rate alarm watches the API face, and both faces write
+    the audit line to the group the login metric filters and saved queries read."""
+    res = template["Resources"]
+    alarm = res["IdentityProviderErrorRateAlarm"]["Properties"]
+    lambda_metrics = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m
+                      and m["MetricStat"]["Metric"]["Namespace"] == "AWS/Lambda"]
+    assert lambda_metrics
+    face = {"Fn::If": ["IdentityProviderApiMode", {"Ref": "IdentityProviderApiFunction"},
+                       {"Ref": "IdentityProviderFunction"}]}
+    for metric in lambda_metrics:
+        assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": face}], metric["MetricName"]
+    audit_group = {"Ref": "IdentityProviderLogGroup"}
+    for fn in ("IdentityProviderFunction", "IdentityProviderApiFunction"):
+        assert res[fn]["Properties"]["LoggingConfig"]["LogGroup"] == audit_group, fn
+    login_filters = [f for f in resources_of(template, "AWS::Logs::MetricFilter").values()
+                     if "sftp_login" in f["Properties"]["FilterPattern"]]
+    assert login_filters and all(f["Properties"]["LogGroupName"] == audit_group for f in login_filters)
 
 
 def test_samconfig_profiles_set_only_template_parameters(template: Template) -> None:
@@ -240,3 +270,29 @@ def test_samconfig_profiles_set_only_template_parameters(template: Template) -> 
         keys = re.findall(r'(\w+)="', overrides)
         unknown = set(keys) - set(template["Parameters"])
         assert keys and not unknown, f"[{env}] sets parameters the template lacks: {sorted(unknown)}"
+
+
+def test_host_key_import_is_wired_to_the_stacks_own_server_and_secret_only(template: Template) -> None:
+    """HostKeySecretArn imports a migrated server's host key: into this stack's server, read from that one
+    secret; without a server in the stack, or without the parameter, nothing of it is created."""
+    res = template["Resources"]
+    assert template["Parameters"]["HostKeySecretArn"]["Default"] == ""
+    assert template["Conditions"]["ImportHostKey"] == {"Fn::And": [
+        {"Condition": "CreateSftpServer"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "HostKeySecretArn"}, ""]}]}]}
+    for logical_id in ("HostKeyImportFunction", "HostKeyImportLogGroup", "SftpHostKey"):
+        assert res[logical_id]["Condition"] == "ImportHostKey", logical_id
+    custom = res["SftpHostKey"]["Properties"]
+    assert custom["ServerId"] == {"Fn::GetAtt": ["SftpServer", "ServerId"]}
+    assert custom["SecretArn"] == {"Ref": "HostKeySecretArn"}
+    assert custom["ServiceToken"] == {"Fn::GetAtt": ["HostKeyImportFunction", "Arn"]}
+    fn = res["HostKeyImportFunction"]["Properties"]
+    assert fn["Handler"] == "handlers/host_key_import.lambda_handler"
+    (policy,) = fn["Policies"]
+    grants = {s["Sid"]: s for s in policy["Statement"]}
+    assert set(grants) == {"ReadHostKeySecret", "ImportIntoThisServer"}
+    assert grants["ReadHostKeySecret"]["Action"] == "secretsmanager:GetSecretValue"
+    assert grants["ReadHostKeySecret"]["Resource"] == {"Ref": "HostKeySecretArn"}, "that one secret, not sftp/*"
+    assert sorted(grants["ImportIntoThisServer"]["Action"]) == ["transfer:ImportHostKey", "transfer:ListHostKeys"]
+    assert resolve(template, grants["ImportIntoThisServer"]["Resource"]) == (
+        f"arn:aws:transfer:{NAMES.region}:{NAMES.account_id}:server/<SftpServer.ServerId>"), "this server only"
+    assert template["Outputs"]["SftpHostKeyFingerprint"]["Value"] == {"Fn::GetAtt": ["SftpHostKey", "Fingerprint"]}

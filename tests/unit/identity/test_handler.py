@@ -130,7 +130,60 @@ def test_api_gateway_face(stack: dict[str, Any]) -> None:
     assert resp["statusCode"] == 200
     body = json.loads(resp["body"])
     assert body["Role"] == stack["tenant"].role_arn and "PublicKeys" not in body
-    key_event = {**event, "headers": {k: v for k, v in event["headers"].items() if k != "Password"}}
+    key_event = _api_event({})  # no password header at all: a key login
     assert json.loads(lambda_handler(key_event, None)["body"])["PublicKeys"] == [stack["key"]]
-    wrong = {**event, "headers": {**event["headers"], "Password": "nope nope nope"}}
+    wrong = _api_event({"Password": "nope nope nope"})
     assert json.loads(lambda_handler(wrong, None)["body"]) == {}
+
+
+def _api_event(password_headers: dict[str, str]) -> dict[str, Any]:
+    event = load("identity_provider_api.json")
+    headers = {k: v for k, v in event["headers"].items() if k not in ("Password", "PasswordBase64")}
+    return {**event, "headers": {**headers, **password_headers}}
+
+
+def test_api_face_reads_password_base64_first(
+    stack: dict[str, Any], names: Names, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Transfer Family sends PasswordBase64 as well as Password: the base64 one carries non-ASCII intact."""
+    import base64
+
+    from handlers.identity_provider_api import lambda_handler
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    server_id = load("identity_provider_api.json")["pathParameters"]["serverId"]
+    unicode_password = "Grüße, 東京 — très sûr"
+    upsert_user(
+        names=names,
+        server_id=server_id,
+        tenant=stack["tenant"],
+        username="zurich-ops",
+        public_keys=None,
+        password=unicode_password,
+        allowed_cidrs=["203.0.113.0/24"],
+    )
+    event = _api_event({"PasswordBase64": b64(unicode_password), "Password": "Gr??e, ?? ? tr?s s?r"})
+    event["pathParameters"] = {**event["pathParameters"], "username": "zurich-ops"}
+    body = json.loads(lambda_handler(event, None)["body"])
+    assert body["Role"] == stack["tenant"].role_arn, "the base64 password decides, not the mangled plain one"
+
+    only_b64 = _api_event({"PasswordBase64": b64(PASSWORD)})
+    assert json.loads(lambda_handler(only_b64, None)["body"])["Role"] == stack["tenant"].role_arn
+
+    wrong_b64 = _api_event({"PasswordBase64": b64("nope nope nope"), "Password": PASSWORD})
+    assert json.loads(lambda_handler(wrong_b64, None)["body"]) == {}, "a wrong base64 password is not rescued"
+
+
+def test_api_face_denies_an_undecodable_password_base64(
+    stack: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage in PasswordBase64 denies as a bad request; it never turns into a key login (PublicKeys)."""
+    from handlers.identity_provider_api import lambda_handler
+
+    for garbage in ("not base64 at all!", "//79/g=="):  # invalid alphabet; valid base64 of invalid UTF-8
+        resp = lambda_handler(_api_event({"PasswordBase64": garbage}), None)
+        assert resp["statusCode"] == 200 and json.loads(resp["body"]) == {}
+    reasons = [line["reason"] for line in audit_lines(caplog)]
+    assert reasons[-2:] == ["bad_request", "bad_request"]

@@ -116,3 +116,37 @@ def test_the_custom_resource_always_answers_cloudformation(moto_aws: None, cloud
     deleted, failed = _Recorder.bodies
     assert deleted["Status"] == "SUCCESS" and deleted["PhysicalResourceId"] == "hostkey-0123456789abcdef0"
     assert failed["Status"] == "FAILED" and "ResourceNotFoundException" in failed["Reason"]
+
+
+def test_the_sample_event_imports_the_key_from_its_secret(
+    moto_aws: None, cloudformation: str, host_key: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """events/host_key_import_create.json, as CloudFormation sends it: the key is read from the secret it
+    names, imported into the server it names, and the fingerprint returned as SftpHostKey.Fingerprint.
+    moto has no Transfer host keys, so the Transfer client is a botocore Stubber; Secrets Manager is moto."""
+    import handlers.host_key_import as handler
+
+    pem, fingerprint = host_key
+    sample = json.loads((Path(__file__).resolve().parents[3] / "events" / "host_key_import_create.json").read_text())
+    props = sample["ResourceProperties"]
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = secrets.create_secret(Name="airlock/sftp-host-key", SecretString=pem)["ARN"]
+    sample = {**sample, "ResponseURL": cloudformation, "ResourceProperties": {**props, "SecretArn": arn}}
+    client = transfer()
+    real_client = boto3.client
+    monkeypatch.setattr(handler.boto3, "client",
+                        lambda name, *a, **kw: client if name == "transfer" else real_client(name, *a, **kw))
+    with Stubber(client) as stub:
+        stub.add_response("list_host_keys", {"ServerId": props["ServerId"], "HostKeys": []},
+                          {"ServerId": props["ServerId"]})
+        expected = {"ServerId": props["ServerId"], "HostKeyBody": pem, "Description": "imported by Airlock deploy"}
+        stub.add_response("import_host_key", {"ServerId": props["ServerId"], "HostKeyId": "hostkey-0123456789abcdef2"},
+                          expected)
+        handler.lambda_handler(sample, LocalLambdaContext(function_name="HostKeyImportFunction"))
+        stub.assert_no_pending_responses()
+    (answer,) = _Recorder.bodies
+    assert answer["Status"] == "SUCCESS", answer
+    assert answer["PhysicalResourceId"] == "hostkey-0123456789abcdef2"
+    assert answer["Data"] == {"HostKeyId": "hostkey-0123456789abcdef2", "Fingerprint": fingerprint}
+    assert (answer["StackId"], answer["RequestId"], answer["LogicalResourceId"]) == (
+        sample["StackId"], sample["RequestId"], "SftpHostKey")
