@@ -32,7 +32,23 @@ def resolve(state_dir: Path | None = None) -> Target:
         os.environ.setdefault("AIRLOCK_WORKER_ROLE_ARN", Names.from_env().worker_role_arn)
         aws.reset_clients()
         return Target(f"local stack at {state['aws_endpoint']} (pid {state['pid']})", _server_id(state), local=True)
-    return Target("AWS (default credential chain)", _server_id(None), local=False)
+    return Target(f"AWS (default credential chain{_account_from_sts()})", _server_id(None), local=False)
+
+
+def _account_from_sts() -> str:
+    """Names need the account id (bucket and role ARNs embed it): ask STS when AIRLOCK_ACCOUNT_ID is unset.
+
+    Without this every name would carry the local stack's account id and point at nothing on AWS.
+    """
+    if os.environ.get("AIRLOCK_ACCOUNT_ID"):
+        return f", account {os.environ['AIRLOCK_ACCOUNT_ID']} from AIRLOCK_ACCOUNT_ID"
+    try:
+        account = str(aws.client("sts").get_caller_identity()["Account"])
+    except Exception as err:  # no credentials: the command itself reports that when it calls AWS
+        return f"; account unknown ({type(err).__name__}): set AIRLOCK_ACCOUNT_ID"
+    os.environ["AIRLOCK_ACCOUNT_ID"] = account
+    os.environ.setdefault("AIRLOCK_WORKER_ROLE_ARN", Names.from_env().worker_role_arn)
+    return f", account {account} from STS"
 
 
 def _server_id(state: dict[str, object] | None) -> str | None:
