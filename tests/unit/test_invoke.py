@@ -70,10 +70,6 @@ def test_unknown_function_is_a_clear_error(template: dict[str, Any]) -> None:
 
 # event file -> (function id, check of the result, template parameter overrides). Events of functions
 # another block owns are checked once their function is in the template (see test_every_event_is_covered).
-def _batch_ok(result: Any) -> None:
-    assert result == {"batchItemFailures": []}
-
-
 def _login_allowed(result: Any) -> None:
     assert result.get("Role", "").endswith(":role/airlock/tenants/airlock-tenant-acme"), result
     assert result.get("HomeDirectoryType") == "LOGICAL" and result.get("Policy")
@@ -95,18 +91,19 @@ Check = Callable[[Any], None]
 # IdentityProviderFunction only, so the API face gets it as SftpServerIds (as `sam local invoke` would).
 API_MODE = {"IdentityProviderMode": "API_GATEWAY", "SftpServerIds": SERVER_ID}
 EXPECTED: dict[str, tuple[str, Check, dict[str, str]]] = {
-    "ingest_eventbridge.json": ("IngestFunction", _batch_ok, {}),
-    "ingest_s3_notification.json": ("IngestFunction", _batch_ok, {}),
     "identity_provider_password.json": ("IdentityProviderFunction", _login_allowed, {}),
     "identity_provider_key.json": ("IdentityProviderFunction", _key_login_answered, {}),
     "identity_provider_api.json": ("IdentityProviderApiFunction", _api_login_allowed, API_MODE),
 }
 
 
-# Events whose function calls an API moto lacks: fed to the handler by the named test instead.
-ELSEWHERE = {
-    "host_key_import_create.json": "tests/unit/identity/test_host_keys.py::"
-    "test_the_sample_event_imports_the_key_from_its_secret (moto has no Transfer host keys)",
+# Events fed to their function by another test: the ingest events need the files they name uploaded
+# first; the host key import calls an API moto lacks.
+ELSEWHERE: dict[str, tuple[str, str]] = {  # event file -> (function id, the test that feeds it)
+    "ingest_eventbridge.json": ("IngestFunction", "test_ingest_events_process_the_uploads_they_name"),
+    "ingest_s3_notification.json": ("IngestFunction", "test_ingest_events_process_the_uploads_they_name"),
+    "host_key_import_create.json": ("HostKeyImportFunction", "tests/unit/identity/test_host_keys.py::"
+                                    "test_the_sample_event_imports_the_key_from_its_secret (moto has no host keys)"),
 }
 
 
@@ -197,3 +194,64 @@ def test_onboarding_events_run_in_order(
         if step == "activate_tenant":
             assert out["status"] == "ACTIVE" and out["tenant_id"] == "omega"
     assert out["tenant_id"] == "omega"
+
+
+# The ingest events' files: the sample each names, at the key it names (the S3 notification's key is
+# URL-encoded: "fx+rates%2F2026-11-23.csv" is "fx rates/2026-11-23.csv").
+INGEST_FILES = {
+    "inbound/quotes-1.csv": ROOT / "tests/data/samples/strata/quotes-1.csv",
+    "inbound/fx rates/2026-11-23.csv": ROOT / "tests/data/samples/strata/fx-rates-1.csv",
+}
+EVENT_VERSIONS = {"3HL4kqtJlcpXroDTDmjVBH40Nrjfkd", "096fKKXTRTtl3on89fVO.nfljtsv6qko"}
+
+
+@pytest.mark.integration
+def test_ingest_events_process_the_uploads_they_name(
+    local_stack: LocalStack, ls_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """events/ingest_*.json through `airlock invoke`: the files they name become verdicts and Parquet;
+    the folder marker and the malformed message are dropped without failing the batch.
+
+    The pump is paused while the files are uploaded, so the invoke is what processes them; the events
+    get the real version ids (the samples' are made up)."""
+    from airlock.onboarding.steps import onboard
+    from airlock.worker.ledger import Ledger
+    from schemas.onboarding import OnboardRequest
+
+    monkeypatch.setenv("AIRLOCK_STATE_DIR", str(local_stack.config.state_dir))
+    tenant = onboard(OnboardRequest(tenant_id="demo"), server_id=local_stack.config.server_id, names=Names())
+    s3 = ls_session.client("s3")
+    assert local_stack.pump is not None
+    local_stack.pump.stop()
+    try:
+        versions = {key: s3.put_object(Bucket=tenant.bucket, Key=key, Body=path.read_bytes())["VersionId"]
+                    for key, path in INGEST_FILES.items()}
+        for event_file, key in (("ingest_eventbridge.json", "inbound/quotes-1.csv"),
+                                ("ingest_s3_notification.json", "inbound/fx rates/2026-11-23.csv")):
+            text = (EVENTS / event_file).read_text()
+            for made_up in EVENT_VERSIONS:
+                text = text.replace(made_up, versions[key])
+            result = invoke("IngestFunction", json.loads(text), template=TEMPLATE, env_vars=ENV_VARS)
+            assert result == {"batchItemFailures": []}, event_file
+    finally:
+        local_stack.pump.start()
+    records = {r.key: r for r in Ledger(Names()).list_for_tenant("demo")}
+    assert set(records) == set(INGEST_FILES), "one ledger entry per file; nothing for the folder marker"
+    for key, kind in (("inbound/quotes-1.csv", "quotes"), ("inbound/fx rates/2026-11-23.csv", "fx_rates")):
+        record = records[key]
+        assert (record.state.value, record.kind, record.verdict) == ("ACCEPTED", kind, "accepted"), record
+        assert record.version_id == versions[key] and record.attempts == 1
+        parquet = [k for k in record.output_keys if k.endswith(".parquet")]
+        assert parquet and all(k.startswith(f"processed/{kind}/") for k in parquet)
+        for out_key in parquet:
+            assert s3.head_object(Bucket=tenant.bucket, Key=out_key)["SSEKMSKeyId"] == tenant.kms_key_arn
+
+
+def test_every_template_function_has_an_event(template: dict[str, Any]) -> None:
+    """The other direction of test_every_event_is_covered: no function without a sample event."""
+    functions = {k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    with_event = {function_id for function_id, _check, _overrides in EXPECTED.values()}
+    with_event |= {function_id for function_id, _test in ELSEWHERE.values()}
+    with_event |= {_function_of(template, p.stem.removeprefix("onboarding_"))
+                   for p in EVENTS.glob("onboarding_*.json")}
+    assert functions == with_event, f"without an event: {sorted(functions - with_event)}"
