@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from airlock.identity.policy import scope_down_policy
 from airlock.naming import Names
+from airlock.onboarding import policies as onboarding
 from airlock.tenancy import policies
 
 Kind = Literal["identity", "resource", "trust"]
@@ -35,6 +36,14 @@ ACCEPTED: dict[tuple[str, str], str] = {
     ("tenant_bucket_policy", "MISMATCHED_TYPE_BUT_USABLE"): (
         "s3:x-amz-server-side-encryption-aws-kms-key-id carries the key ARN as a string; AWS documents "
         "String operators for it. parliament types the ARN value, not the key."
+    ),
+    ("onboarding_bucket_policy", "MISMATCHED_TYPE_BUT_USABLE"): (
+        "The same statement as tenant_bucket_policy (onboarding adds one admitted principal, nothing else)."
+    ),
+    ("tenant_permissions_boundary", "UNKNOWN_CONDITION_FOR_ACTION"): (
+        "kms:ResourceAliases applies to every operation on a KMS key (the KMS developer guide's permissions "
+        "table lists it under 'Conditions for KMS key operations'); the Service Authorization Reference that "
+        "parliament's database follows does not list every KMS condition key, as that guide warns."
     ),
 }
 
@@ -67,6 +76,10 @@ def sample_policies(names: Names | None = None) -> dict[str, tuple[Kind, Policy]
         ),
         "worker_role_permissions": ("identity", policies.worker_role_permissions(n)),
         "sftp_scope_down_policy": ("identity", scope_down_policy(bucket, region=n.region, kms_key_arn=key_arn)),
+        # what onboarding installs on top of the generators above
+        "onboarding_bucket_policy": ("resource", onboarding.bucket_policy(n, bucket, key_arn, role_arn, admin_arn)),
+        "tenant_permissions_boundary": ("identity", onboarding.tenant_boundary(n)),
+        "offboarded_deny_all": ("identity", onboarding.deny_all()),
     }
 
 
