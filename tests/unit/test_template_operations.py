@@ -18,8 +18,6 @@ import pytest
 from test_template_drift import NAMES, ROOT, Template, load_template, resolve, resources_of
 
 QUERIES = ROOT / "docs" / "queries"
-# Metrics in namespace Airlock that no handler emits yet: the lead adds them (docs/operations.md#metrics).
-RECOMMENDED_METRICS = {"ProcessingSeconds", "DeadLetters", "OnboardingFailures"}
 # Metrics the template derives from logs (AWS::Logs::MetricFilter).
 VERDICTS = ("accepted", "accepted_with_errors", "rejected", "failed")
 
@@ -93,7 +91,7 @@ def test_every_alarm_notifies_the_alerts_topic(template: Template) -> None:
 
 def test_dashboard_is_json_and_names_only_known_metrics(template: Template) -> None:
     board = dashboard(template)
-    known = emitted_metric_names() | filter_metric_names(template) | RECOMMENDED_METRICS | {"RejectedLogins"}
+    known = emitted_metric_names() | filter_metric_names(template) | {"RejectedLogins"}
     used = airlock_metrics_in_dashboard(board)
     assert used, "the dashboard shows no Airlock metric"
     assert used <= known, f"dashboard metrics nobody emits: {sorted(used - known)}"
@@ -102,7 +100,7 @@ def test_dashboard_is_json_and_names_only_known_metrics(template: Template) -> N
 
 
 def test_alarms_use_known_airlock_metrics(template: Template) -> None:
-    known = emitted_metric_names() | filter_metric_names(template) | RECOMMENDED_METRICS
+    known = emitted_metric_names() | filter_metric_names(template)
     for logical_id, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
         props = alarm["Properties"]
         stats = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
