@@ -143,6 +143,10 @@ def ensure_key(names: Names, tenant_id: str) -> str:
 
     Created with an administration-only policy: the tenant role does not exist yet, and naming it
     would fail until IAM propagates. ``lock_key_policy`` adds the role later.
+
+    Rotation is switched on for a found key as well as a created one: a run that died between
+    ``create_alias`` and ``enable_key_rotation`` leaves a key that later runs find by alias, and
+    converging means that key ends up rotated too (``EnableKeyRotation`` is idempotent).
     """
     kms = aws.client("kms")
     alias = names.tenant_key_alias(tenant_id)
@@ -157,6 +161,7 @@ def ensure_key(names: Names, tenant_id: str) -> str:
                 f"the key of tenant {tenant_id} ({meta['Arn']}) is scheduled for deletion: cancel it with "
                 f"`aws kms cancel-key-deletion --key-id {meta['KeyId']}` and enable it, or onboard a new tenant id"
             )
+        kms.enable_key_rotation(KeyId=meta["KeyId"])
         return str(meta["Arn"])
     key = kms.create_key(
         Description=f"Airlock tenant {tenant_id}: data at rest",
@@ -172,7 +177,9 @@ def ensure_key(names: Names, tenant_id: str) -> str:
             raise
         # A concurrent run won the alias: retire our key, use theirs.
         kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
-        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+        theirs = kms.describe_key(KeyId=alias)["KeyMetadata"]
+        kms.enable_key_rotation(KeyId=theirs["KeyId"])  # the winner may not have got this far yet
+        return str(theirs["Arn"])
     kms.enable_key_rotation(KeyId=key["KeyId"])
     return str(key["Arn"])
 
