@@ -191,6 +191,8 @@ class _Gate(asyncssh.SSHServer):
         self.last_activity = time.monotonic()
         self._key_responses: dict[str, dict[str, Any]] = {}
         self._watchdog: asyncio.Task[None] | None = None
+        # Logins in progress: a slow identity call (argon2, STS) is not idleness; login_timeout covers it.
+        self._authenticating = 0
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -213,6 +215,8 @@ class _Gate(asyncssh.SSHServer):
         timeout = self._server.idle_timeout_s
         while True:
             await asyncio.sleep(min(timeout, 5.0))
+            if self._authenticating:
+                continue
             if time.monotonic() - self.last_activity >= timeout and self.conn is not None:
                 log.info("closing idle SFTP session of %s", self.session.username if self.session else "-")
                 self.conn.close()
@@ -228,12 +232,23 @@ class _Gate(asyncssh.SSHServer):
         return True
 
     async def validate_password(self, username: str, password: str) -> bool:
-        self.touch()
-        response = await self._server._call_identity(username, self.source_ip, password)
-        return await self._establish(username, response)
+        self._authenticating += 1
+        try:
+            response = await self._server._call_identity(username, self.source_ip, password)
+            return await self._establish(username, response)
+        finally:
+            self._authenticating -= 1
+            self.touch()  # the idle clock starts when the login is answered, not when it was asked
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        self.touch()
+        self._authenticating += 1
+        try:
+            return await self._validate_public_key(username, key)
+        finally:
+            self._authenticating -= 1
+            self.touch()
+
+    async def _validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         # asyncssh asks once for the key query and once for the signature: one IdP call per login.
         if username not in self._key_responses:
             self._key_responses[username] = await self._server._call_identity(username, self.source_ip, None)

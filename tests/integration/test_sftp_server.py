@@ -22,6 +22,7 @@ import paramiko
 import pytest
 
 from airlock import aws
+from airlock.identity import decide
 from airlock.identity.users import upsert_user
 from airlock.local.resources import create_platform_resources
 from airlock.local.sftp import LocalSftpServer
@@ -371,6 +372,10 @@ def test_killed_upload_leaves_nothing(env: Env, caplog: pytest.LogCaptureFixture
     assert not ours & env.server._connections
     assert "discarding incomplete upload of /inbound/partial.csv" in caplog.text
     assert "inbound/partial.csv" not in env.objects()
+    # Nothing half-written either: no multipart upload left open in the tenant bucket (Transfer Family's S3
+    # semantics; an open one would be billed and could later be completed into a partial object).
+    uploads = aws.client("s3").list_multipart_uploads(Bucket=env.bucket)
+    assert not uploads.get("Uploads"), uploads.get("Uploads")
     client.close()
 
 
@@ -437,12 +442,102 @@ def _login(env: Env, username: str, password: str) -> bool:
         client.close()
 
 
-def test_fifty_wrong_passwords_lock_the_user_out_and_others_still_log_in(env: Env, tmp_path: Path) -> None:
+def _audits(caplog: pytest.LogCaptureFixture, username: str) -> list[dict[str, Any]]:
+    """The identity provider's audit records (``event=sftp_login``) for ``username``, oldest first.
+
+    The handler logs through powertools from the SFTP server's executor threads; the records still reach
+    the root logger, so caplog sees exactly what CloudWatch would.
+    """
+    return [
+        r.__dict__
+        for r in caplog.records
+        if r.__dict__.get("event") == "sftp_login" and r.__dict__.get("user") == username
+    ]
+
+
+def _try_password_login(port: int, username: str, password: str, known_hosts: Path | None) -> bool:
+    """One paramiko password login on ``port``: True if it authenticated and could list ``/``."""
+    client = paramiko.SSHClient()
+    if known_hosts is None:
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        client.load_host_keys(str(known_hosts))
+    try:
+        client.connect("127.0.0.1", port=port, username=username, password=password,
+                       allow_agent=False, look_for_keys=False, timeout=5, banner_timeout=5, auth_timeout=5)
+        client.open_sftp().listdir("/")
+        return True
+    except paramiko.AuthenticationException:
+        return False
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("unknown_user", decide.UNKNOWN_USER),
+        ("wrong_source_address", decide.SOURCE_IP_NOT_ALLOWED),
+        ("suspended_tenant", decide.TENANT_NOT_ACTIVE),
+        ("server_not_allowed", decide.SERVER_NOT_ALLOWED),
+    ],
+)
+def test_refused_logins_fail_with_the_right_audit_reason(
+    env: Env, tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str, reason: str
+) -> None:
+    """Each fail-closed rule refuses a real SFTP login and says which rule it was in the audit line.
+
+    Every case uses the right password, so only the rule under test can be what refuses it; and after the
+    case, the same user logs in again (the refusal came from that state, not from a broken server).
+    """
+    caplog.set_level(logging.INFO)
+    registry = Registry(env.names)
+    username, port, known_hosts = USER, env.server.port, env.known_hosts
+    other: LocalSftpServer | None = None
+    restore = None
+    if case == "unknown_user":
+        username = "sftpco-nobody"
+    elif case == "wrong_source_address":
+        username = "sftpco-faraway"
+        upsert_user(names=env.names, server_id=LOCAL_SERVER_ID, tenant=env.tenant, username=username,
+                    public_keys=None, password=PASSWORD, allowed_cidrs=["203.0.113.0/24"])
+    elif case == "suspended_tenant":
+        registry.set_status(TENANT, TenantStatus.SUSPENDED)
+        restore = TenantStatus.ACTIVE
+    elif case == "server_not_allowed":
+        assert "s-0000000000000000f" not in os.environ["AIRLOCK_SFTP_SERVER_IDS"]
+        other = LocalSftpServer(port=0, state_dir=tmp_path, identity=lambda event: lambda_handler(event, None),
+                                server_id="s-0000000000000000f").start()
+        port, known_hosts = other.port, None
+    try:
+        assert not _try_password_login(port, username, PASSWORD, known_hosts)
+        audits = _audits(caplog, username)
+        assert [(a["result"], a["reason"]) for a in audits] == [("denied", reason)]
+        assert audits[0]["method"] == "password" and audits[0]["source_ip"] == "127.0.0.1"
+        assert PASSWORD not in caplog.text
+    finally:
+        if restore is not None:
+            registry.set_status(TENANT, restore)
+        if other is not None:
+            other.stop()
+    if case in ("suspended_tenant", "server_not_allowed"):
+        assert _try_password_login(env.server.port, USER, PASSWORD, env.known_hosts)  # restored / unaffected
+
+
+def test_fifty_wrong_passwords_lock_the_user_out_and_others_still_log_in(
+    env: Env, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     _password_user(env, "sftpco-target", "the right password for the target")
     _password_user(env, "sftpco-bystander", "the bystander's own password")
 
+    caplog.set_level(logging.INFO)
     assert [_login(env, "sftpco-target", f"guess number {i}") for i in range(50)] == [False] * 50
+    reasons = [a["reason"] for a in _audits(caplog, "sftpco-target")]
+    assert len(reasons) == 50 and reasons[0] == decide.BAD_PASSWORD
+    assert decide.LOCKED_OUT in reasons  # the lockout is what refuses the later guesses, and it is audited
+    caplog.clear()
     assert not _login(env, "sftpco-target", "the right password for the target")  # locked out, even when right
+    assert [a["reason"] for a in _audits(caplog, "sftpco-target")] == [decide.LOCKED_OUT]
     assert _login(env, "sftpco-bystander", "the bystander's own password")  # the server is healthy
     assert _sftp(env, "ls /inbound\n").returncode == 0  # key logins too
 

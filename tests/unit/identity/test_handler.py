@@ -187,3 +187,82 @@ def test_api_face_denies_an_undecodable_password_base64(
         assert resp["statusCode"] == 200 and json.loads(resp["body"]) == {}
     reasons = [line["reason"] for line in audit_lines(caplog)]
     assert reasons[-2:] == ["bad_request", "bad_request"]
+
+
+BASE_KEYS = {"Role", "Policy", "HomeDirectoryType", "HomeDirectoryDetails"}
+# Every sample event, the face that takes it, and the exact keys Transfer Family must get back.
+EVENT_CONTRACT = {
+    "identity_provider_password.json": ("lambda", BASE_KEYS),
+    "identity_provider_key.json": ("lambda", BASE_KEYS | {"PublicKeys"}),
+    "identity_provider_api.json": ("api", BASE_KEYS),
+}
+
+
+def test_every_sample_event_has_a_contract_case() -> None:
+    """A new events/identity_provider_*.json must be added here, or its shape goes untested."""
+    assert {p.name for p in EVENTS.glob("identity_provider_*.json")} == set(EVENT_CONTRACT)
+
+
+def _answer(face: str, event: dict[str, Any]) -> dict[str, Any]:
+    """What Transfer Family reads: the Lambda face's return value, or the API face's JSON body."""
+    if face == "lambda":
+        from handlers.identity_provider import lambda_handler
+
+        return lambda_handler(event, None)
+    from handlers.identity_provider_api import lambda_handler as api_handler
+
+    resp = api_handler(event, None)
+    assert resp["statusCode"] == 200 and resp["headers"] == {"Content-Type": "application/json"}
+    assert isinstance(resp["body"], str)
+    body: dict[str, Any] = json.loads(resp["body"])
+    return body
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_CONTRACT))
+def test_sample_event_response_matches_the_contract(stack: dict[str, Any], name: str) -> None:
+    """Field by field: exact keys, JSON-string Policy and HomeDirectoryDetails, LOGICAL, keys only for keys."""
+    face, keys = EVENT_CONTRACT[name]
+    tenant = stack["tenant"]
+    resp = _answer(face, load(name))
+    assert set(resp) == keys
+    assert resp["Role"] == tenant.role_arn
+    assert resp["HomeDirectoryType"] == "LOGICAL"
+    assert isinstance(resp["Policy"], str) and isinstance(resp["HomeDirectoryDetails"], str)
+    policy = json.loads(resp["Policy"])
+    assert policy["Version"] == "2012-10-17" and policy["Statement"]
+    assert tenant.bucket in resp["Policy"]
+    assert json.loads(resp["HomeDirectoryDetails"]) == [
+        {"Entry": "/inbound", "Target": f"/{tenant.bucket}/inbound"},
+        {"Entry": "/outbound", "Target": f"/{tenant.bucket}/outbound"},
+    ]
+    if "PublicKeys" in keys:
+        assert resp["PublicKeys"] == [stack["key"]]
+
+
+def test_both_faces_answer_a_password_login_identically(stack: dict[str, Any]) -> None:
+    """The API face is the same decision: a counterparty cannot tell which face its server uses."""
+    api = _answer("api", load("identity_provider_api.json"))
+    assert api == _answer("lambda", load("identity_provider_password.json"))
+
+
+@pytest.mark.parametrize(
+    ("encoded", "username"),
+    [
+        ("acme%2Dops", "acme-ops"),
+        ("ops%40acme.example", "ops@acme.example"),
+        ("ops%40acme%2Eexample", "ops@acme.example"),
+    ],
+)
+def test_api_face_url_decodes_the_username(
+    stack: dict[str, Any], names: Names, caplog: pytest.LogCaptureFixture, encoded: str, username: str
+) -> None:
+    """API Gateway hands the path parameter over still percent-encoded; the user it names must log in."""
+    event = load("identity_provider_api.json")
+    if username != event["pathParameters"]["username"]:
+        upsert_user(names=names, server_id=event["pathParameters"]["serverId"], tenant=stack["tenant"],
+                    username=username, public_keys=None, password=PASSWORD, allowed_cidrs=["203.0.113.0/24"])
+    event["pathParameters"] = {**event["pathParameters"], "username": encoded}
+    body = _answer("api", event)
+    assert body["Role"] == stack["tenant"].role_arn
+    (audit,) = audit_lines(caplog)
+    assert audit["user"] == username and audit["result"] == "allowed"
