@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: help demo test unit lint typecheck template-check bench up clean
+.PHONY: help demo test unit lint typecheck template-check build-check bench up clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -29,6 +29,9 @@ typecheck: $(STAMP)  ## mypy
 template-check: $(STAMP)  ## sam validate --lint, cfn-lint, checkov, ASL lint
 	scripts/check_template.sh
 
+build-check: $(STAMP)  ## sam build, then each artifact: < 250 MB, imports alone, no pyarrow outside ingest
+	scripts/check_build.sh
+
 unit: $(STAMP)  ## unit tests only (no local stack)
 	$(BIN)/pytest -q -m "not integration and not e2e" -n $(PYTEST_WORKERS)
 
@@ -40,6 +43,7 @@ test: $(STAMP) lint typecheck template-check  ## the full suite: lint, types, te
 bench: $(STAMP)  ## benchmarks (writes docs/benchmarks.md)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000 --big --write-docs
+	$(BIN)/python benchmarks/bench_identity.py --write-docs
 	$(BIN)/python benchmarks/bench_burst.py
 
 clean:  ## remove the virtualenv, tool envs and local state

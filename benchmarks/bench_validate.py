@@ -22,6 +22,7 @@ import csv
 import gc
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -39,6 +40,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from gen_crif import generate  # noqa: E402
 
 BIG_BYTES = 2 << 30
+# A section another benchmark writes into docs/benchmarks.md, between its begin/end markers.
+KEPT_SECTION_RE = re.compile(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", re.DOTALL)
 NOTES = """\
 ## Reading the numbers
 
@@ -316,6 +319,8 @@ def main() -> int:
     print(report)
     if args.write_docs:
         doc = ROOT / "docs" / "benchmarks.md"
+        # Other benchmarks own marked sections of the same file (bench_identity.py): carry them over.
+        kept = [m.group(0) for m in KEPT_SECTION_RE.finditer(doc.read_text(encoding="utf-8"))] if doc.exists() else []
         doc.write_text(
             "\n".join(
                 [
@@ -335,6 +340,7 @@ def main() -> int:
                     report,
                     "",
                     NOTES,
+                    *(f"\n{section}\n" for section in kept),
                 ]
             ),
             encoding="utf-8",
