@@ -3,6 +3,8 @@
 The private key lives in Secrets Manager (the ``HostKeySecretArn`` deploy parameter), never in a
 template parameter. Create and Update import it if the server lacks it; Delete leaves the server's
 keys alone (deleting the server deletes them; deleting a key would break pinned known_hosts).
+
+Correlation id: CloudFormation's ``RequestId`` for this custom-resource request.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import urllib.request
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from airlock.identity.host_keys import import_host_key
+from handlers.observability import accepts_no_context
 
 logger = Logger()
+tracer = Tracer()
+CLOUDFORMATION_REQUEST_ID = "RequestId"  # a JMESPath into the custom-resource event
 
 
 def _respond(event: dict[str, Any], context: LambdaContext, ok: bool, data: dict[str, str], reason: str = "") -> None:
@@ -37,7 +42,9 @@ def _respond(event: dict[str, Any], context: LambdaContext, ok: bool, data: dict
         resp.read()
 
 
-@logger.inject_lambda_context
+@accepts_no_context
+@logger.inject_lambda_context(correlation_id_path=CLOUDFORMATION_REQUEST_ID)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     props = event.get("ResourceProperties", {})
     try:

@@ -2,23 +2,31 @@
 
 Thin: parse, :func:`airlock.identity.service.authenticate`, audit, metric, shape. One structured
 audit line per attempt; never a password, hash or key. Any unexpected error denies (``{}``).
+
+Correlation id: the Lambda request id. Transfer Family's event carries no id of its own (only what
+the client chose: user name, password or key, and the source IP), so nothing in it may name a line.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from airlock.identity.decide import Decision
 from airlock.identity.service import authenticate, parse_request
+from handlers.observability import accepts_no_context
 
 SERVICE = "airlock-identity"
 METRICS_NAMESPACE = "Airlock"
 
 # The audit line is the point of this function's logging: INFO regardless of POWERTOOLS_LOG_LEVEL.
 logger = Logger(service=SERVICE, level="INFO")
+# Every login waits on this function's cold start: patch botocore only (Secrets Manager, DynamoDB), not
+# patch_all's dozen libraries. Tracer imports aws_xray_sdk even when disabled: ~30 ms on Lambda; off
+# Lambda (tests, the local stack) ~200 ms more, as X-Ray's recorder builds its sampling clients.
+tracer = Tracer(patch_modules=["botocore"])
 
 
 def audit(decision: Decision) -> None:
@@ -63,5 +71,9 @@ def respond(event: Any, face: str) -> dict[str, Any]:
     return decision.event_response()
 
 
+@accepts_no_context  # the local SFTP server and tests call us in-process, context or not
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # the session policy has no place in a trace
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    logger.set_correlation_id(context.aws_request_id)
     return respond(event, "lambda")

@@ -5,6 +5,9 @@ Transfer Family sends the password twice for password logins: base64-encoded in 
 absent for key logins. ``protocol`` and ``sourceIp`` come as query parameters. Same decision, same
 audit as the Lambda face; the answer is always HTTP 200 with the response (or ``{}``, which denies)
 as the JSON body.
+
+Correlation id: API Gateway's request id (``requestContext.requestId``), which its access log and
+execution log also carry.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from handlers.identity_provider import audit_bad_event, respond
+from aws_lambda_powertools.logging import correlation_paths
+
+from handlers.identity_provider import audit_bad_event, logger, respond, tracer
+from handlers.observability import accepts_no_context
 
 
 class BadPasswordHeader(ValueError):
@@ -50,6 +56,9 @@ def to_identity_event(event: dict[str, Any]) -> dict[str, Any]:
     return identity
 
 
+@accepts_no_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if isinstance(event, dict):

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from airlock.naming import Names
 from airlock.onboarding import steps
 from airlock.tenancy.registry import Registry
+from handlers.observability import step_handler
 from schemas.onboarding import ActivateStep, BucketStep, FailureStep, LockKeyStep, RoleStep, TenantStep, UsersStep
 
 logger = Logger(service="onboarding")
+tracer = Tracer()
+# Logger context, correlation id = the execution id, tenant_id key, trace: see handlers/observability.py.
+task = step_handler(logger, tracer)
 METRICS_NAMESPACE = "Airlock"
 
 
@@ -25,6 +29,7 @@ def _ctx() -> tuple[Names, Registry]:
     return names, Registry(names)
 
 
+@task
 def validate_request(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, registry = _ctx()
     req = steps.validate_request(event, names, registry)
@@ -32,6 +37,7 @@ def validate_request(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return req.model_dump(mode="json")
 
 
+@task
 def register_tenant(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, registry = _ctx()
     req = steps.validate_request(event, names, registry)
@@ -40,6 +46,7 @@ def register_tenant(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"tenant_id": tenant.tenant_id, "bucket": tenant.bucket, "status": tenant.status.value}
 
 
+@task
 def create_key(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, _ = _ctx()
     step = steps.parse_step(TenantStep, event)
@@ -48,6 +55,7 @@ def create_key(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"key_arn": key_arn, "alias": names.tenant_key_alias(step.tenant_id)}
 
 
+@task
 def create_role(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, _ = _ctx()
     step = steps.parse_step(RoleStep, event)
@@ -56,6 +64,7 @@ def create_role(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"role_arn": role_arn}
 
 
+@task
 def create_bucket(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, _ = _ctx()
     step = steps.parse_step(BucketStep, event)
@@ -64,6 +73,7 @@ def create_bucket(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"bucket": step.bucket, "bucket_arn": f"arn:aws:s3:::{step.bucket}"}
 
 
+@task
 def lock_key_policy(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, _ = _ctx()
     step = steps.parse_step(LockKeyStep, event)
@@ -72,6 +82,7 @@ def lock_key_policy(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"key_arn": step.key_arn, "role_arn": step.role_arn}
 
 
+@task
 def create_sftp_users(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, registry = _ctx()
     step = steps.parse_step(UsersStep, event)
@@ -80,6 +91,7 @@ def create_sftp_users(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"sftp_users": users}
 
 
+@task
 def activate_tenant(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, registry = _ctx()
     step = steps.parse_step(ActivateStep, event)
@@ -88,6 +100,7 @@ def activate_tenant(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return tenant.model_dump(mode="json")
 
 
+@task
 def mark_failed(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _, registry = _ctx()
     step = steps.parse_step(FailureStep, event)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 
 from airlock.naming import Names
 from airlock.onboarding import offboard
 from airlock.onboarding.steps import parse_step
 from airlock.tenancy.registry import Registry
+from handlers.observability import step_handler
 from schemas.onboarding import DisableUsersStep, OffboardedStep, ScheduleDeletionStep, TenantStep
 
 logger = Logger(service="offboarding")
+tracer = Tracer()
+# Logger context, correlation id = the execution id, tenant_id key, trace: see handlers/observability.py.
+task = step_handler(logger, tracer)
 
 
 def _ctx() -> tuple[Names, Registry]:
@@ -20,6 +24,7 @@ def _ctx() -> tuple[Names, Registry]:
     return names, Registry(names)
 
 
+@task
 def suspend_tenant(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _, registry = _ctx()
     req, tenant = offboard.suspend(event, registry)
@@ -27,6 +32,7 @@ def suspend_tenant(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {**req.model_dump(mode="json"), "status": tenant.status.value}
 
 
+@task
 def disable_sftp_users(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _, registry = _ctx()
     step = parse_step(DisableUsersStep, event)
@@ -35,6 +41,7 @@ def disable_sftp_users(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"disabled_users": users}
 
 
+@task
 def deny_tenant_role(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, _ = _ctx()
     step = parse_step(TenantStep, event)
@@ -43,6 +50,7 @@ def deny_tenant_role(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
+@task
 def schedule_key_deletion(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, _ = _ctx()
     step = parse_step(ScheduleDeletionStep, event)
@@ -51,6 +59,7 @@ def schedule_key_deletion(event: dict[str, Any], context: Any) -> dict[str, Any]
     return result
 
 
+@task
 def mark_offboarded(event: dict[str, Any], context: Any) -> dict[str, Any]:
     names, registry = _ctx()
     step = parse_step(OffboardedStep, event)
