@@ -101,9 +101,14 @@ def _run_python(code: str, env: dict[str, str]) -> float:
 
 
 def _child_env() -> dict[str, str]:
-    """What a Lambda sandbox would have: region and credentials set, no endpoint override, no tracing."""
+    """What a Lambda sandbox would have: region and credentials set, no endpoint override, no tracing.
+
+    LAMBDA_TASK_ROOT makes the X-Ray SDK start as it does on Lambda; off Lambda it also builds two
+    botocore clients for sampling (about 0.25 s more) that a real cold start never pays.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "PYTHON"))}
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    env.setdefault("LAMBDA_TASK_ROOT", str(ROOT))
     env.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     return env
 
