@@ -77,9 +77,13 @@ def object_refs(body: str) -> list[ObjectRef]:
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
         raise TimeoutError("too little time left in this invocation; retried by the next one")
+    logger.set_correlation_id(record.message_id)  # until the message names a file (its S3 request id)
     try:
         refs = object_refs(record.body)
-    except (ValueError, ValidationError) as err:
+    # A body that is not an event for us: pydantic's ValidationError (a ValueError) mostly, but
+    # powertools' own S3 validators raise AttributeError/TypeError on some shapes (no "s3" section).
+    # Retrying cannot fix a body, so every one of these is dropped rather than sent to the DLQ.
+    except (ValueError, ValidationError, TypeError, AttributeError, KeyError) as err:
         logger.error("dropping malformed message", extra={"message_id": record.message_id, "error": str(err)[:500]})
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         return

@@ -63,3 +63,6 @@ class FileReport(BaseModel):
     schema_version: str
     ingested_at: str
     duration_s: float
+    # SHA-256 of the object as uploaded (before any gzip/zip expansion), hashed by the worker as it
+    # streams the source: under SSE-KMS the ETag is no MD5 of the bytes. None outside the worker.
+    source_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -114,3 +115,55 @@ def ls_session(local_stack: LocalStack) -> Any:
     from localstack_client.session import Session
 
     return Session(localstack_host=urlparse(local_stack.endpoint).netloc)
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """One S3 request a tenant session put on the wire (what botocore's ``before-send`` saw)."""
+
+    tenant_id: str
+    operation: str  # PutObject, CreateMultipartUpload, CopyObject, GetObject, ...
+    bucket: str | None  # None: the request was not for the tenant's own bucket
+    key: str
+    headers: dict[str, str]
+
+
+def _header_text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@pytest.fixture
+def tenant_requests(monkeypatch: pytest.MonkeyPatch) -> list[SentRequest]:
+    """Every S3 request the worker sends under a tenant session, recorded as sent, in order.
+
+    The seam is the boto3 Session the worker builds per file (``file_session``): the real session,
+    with a ``before-send`` hook registered before its S3 client is created (clients copy the
+    session's hooks). Nothing is stubbed, so the recording shows the headers S3 actually receives,
+    whatever the bucket's default encryption would have filled in. Works for the worker called
+    directly and for the local stack's event pump (same process).
+    """
+    from airlock.worker import process
+
+    sent: list[SentRequest] = []
+    real_file_session = process.file_session
+
+    def recording_file_session(tenant: Any, **kwargs: Any) -> Any:
+        session = real_file_session(tenant, **kwargs)
+
+        def record(request: Any, event_name: str, **_: Any) -> None:
+            url = urlparse(request.url)
+            path = unquote(url.path)
+            bucket: str | None = None
+            key = path.lstrip("/")
+            if url.hostname and url.hostname.startswith(f"{tenant.bucket}."):  # virtual-hosted style
+                bucket = tenant.bucket
+            elif path == f"/{tenant.bucket}" or path.startswith(f"/{tenant.bucket}/"):  # path style
+                bucket, key = tenant.bucket, path[len(tenant.bucket) + 2 :]
+            headers = {k.lower(): _header_text(v) for k, v in request.headers.items()}
+            sent.append(SentRequest(tenant.tenant_id, event_name.rsplit(".", 1)[-1], bucket, key, headers))
+
+        session.events.register("before-send.s3", record)
+        return session
+
+    monkeypatch.setattr(process, "file_session", recording_file_session)
+    return sent

@@ -23,7 +23,9 @@ from schemas.ledger import FileRecord, FileState, ObjectRef
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
-DEFAULT_LEASE_S = 360  # longer than the function timeout, so a live worker never loses its claim
+# Longer than IngestFunction's Timeout (300 s), so a live worker never loses its claim; raise it with
+# the Timeout (tests/unit/test_template_drift.py reads both).
+DEFAULT_LEASE_S = 360
 
 
 def object_version(ref: ObjectRef) -> str:

@@ -1,13 +1,16 @@
 """Process one uploaded object: tenant from the registry, claim, validate, publish, record.
 
 Order matters for "one outcome per upload": outputs are written first (deterministic keys, so a
-re-run overwrites), then the original is copied to ``archive/``, then the ledger records the
-terminal state, and only then is the original removed from ``inbound/``. A crash anywhere before
-the ledger update leaves the file claimable again once the lease runs out, with identical outputs.
+re-run overwrites), then the original is copied to ``archive/`` and removed from ``inbound/`` (a
+delete marker: the bucket is versioned and the source is read by version id), then the ledger
+records the terminal state, and last the domain event is published. A crash anywhere before the
+ledger update leaves the file claimable again once the lease runs out, and the re-run reads the same
+version and writes identical outputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -20,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airlock import aws
@@ -52,6 +56,11 @@ TRANSIENT_CODES = frozenset(
         "TransactionConflictException", "IDPCommunicationError",
     }
 )
+
+
+# boto3's defaults (multipart above 8 MB, 8 MB parts), named so one place decides when an output
+# goes up in parts; every part-upload starts with a CreateMultipartUpload that carries the SSE args.
+UPLOAD_CONFIG = TransferConfig()
 
 
 class TransientError(Exception):
@@ -93,6 +102,38 @@ def is_transient(err: BaseException | None) -> bool:
 
 
 IGNORED_KEY_REASONS = ("outside inbound/", "folder marker", "path traversal")
+
+
+class HashingReader(io.RawIOBase):
+    """The S3 body as a raw stream that hashes what passes through: the source checksum needs no second read.
+
+    The ETag is no checksum of the bytes under SSE-KMS (nor for multipart uploads), so the manifest
+    carries this SHA-256 of the original object instead.
+    """
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self._sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._body.read(len(view))
+        view[: len(data)] = data
+        self._sha256.update(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        """The digest of the whole object: whatever the reader left unread is hashed first."""
+        while chunk := self._body.read(1 << 20):
+            self._sha256.update(chunk)
+        return self._sha256.hexdigest()
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 def ignorable_key(key: str) -> str | None:
@@ -185,25 +226,25 @@ class Worker:
             ingested_at=received_at,  # stable across re-runs, so outputs are identical
         )
         with tempfile.TemporaryDirectory(prefix=f"airlock-{file_id}-") as tmp:
-            body = s3.get_object(**get_args)["Body"]
-            try:
-                outcome = ingest(io.BufferedReader(body, buffer_size=1 << 20), options=options, out_dir=Path(tmp))
-            finally:
-                body.close()
+            source = HashingReader(s3.get_object(**get_args)["Body"])
+            with io.BufferedReader(source, buffer_size=1 << 20) as stream:  # closing it closes the body
+                outcome = ingest(stream, options=options, out_dir=Path(tmp))
+                source_sha256 = source.hexdigest()
             keys = output_keys(file_id, ref.key, outcome)
             written: list[str] = []
             for out in outcome.outputs:
                 key = parquet_key(file_id, out.dataset, out.partition)
-                s3.upload_file(str(out.path), ref.bucket, key, ExtraArgs=sse)  # multipart when large
+                s3.upload_file(str(out.path), ref.bucket, key, ExtraArgs=sse, Config=UPLOAD_CONFIG)
                 written.append(key)
             if outcome.quarantine is not None:
-                s3.upload_file(str(outcome.quarantine), ref.bucket, keys["quarantine"], ExtraArgs=sse)
+                s3.upload_file(str(outcome.quarantine), ref.bucket, keys["quarantine"], ExtraArgs=sse,
+                               Config=UPLOAD_CONFIG)
                 written.append(keys["quarantine"])
             if outcome.verdict.value == "rejected":
                 s3.copy_object(Bucket=ref.bucket, Key=keys["rejected_original"],
                                CopySource=get_args, **sse)
                 written.append(keys["rejected_original"])
-            report = outcome.report().model_dump(mode="json")
+            report = outcome.report().model_copy(update={"source_sha256": source_sha256}).model_dump(mode="json")
             manifest = {
                 **report,
                 "file_id": file_id,

@@ -6,13 +6,17 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 
 from airlock.local.stack import LocalStack
 from airlock.onboarding.steps import onboard
+from airlock.worker import process
 from airlock.worker.ledger import Ledger, file_id_for
 from airlock.worker.process import TransientError, Worker
 from schemas.ledger import FileRecord, FileState, ObjectRef
@@ -45,6 +49,41 @@ def wait_terminal(stack: LocalStack, ref: ObjectRef, timeout_s: float = 20) -> F
             return record
         time.sleep(0.1)
     raise AssertionError(f"no terminal state for {ref.key} within {timeout_s}s")
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout_s`` rather than sleep a guessed time."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s}s")
+        time.sleep(0.1)
+
+
+def queue_drained(ls_session: Any, queue_url: str) -> bool:
+    """No message waiting and none in flight: every delivery was handled and acknowledged."""
+    attrs = ls_session.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+@contextmanager
+def pump_paused(stack: LocalStack) -> Iterator[None]:
+    """Hold the event pump, so the test alone decides who handles an upload, and when."""
+    if stack.pump:
+        stack.pump.stop()
+    try:
+        yield
+    finally:
+        if stack.pump:
+            stack.pump.start()
+
+
+def versions(ls_session: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """Every stored version of exactly ``key`` (the bucket is versioned: a rewrite adds one)."""
+    resp = ls_session.client("s3").list_object_versions(Bucket=bucket, Prefix=key)
+    return [v for v in resp.get("Versions", []) if v["Key"] == key]
 
 
 def objects(ls_session: Any, bucket: str) -> dict[str, str]:
@@ -92,36 +131,76 @@ def test_every_output_is_encrypted_with_the_tenant_key_and_stays_in_its_bucket(
     assert objects(ls_session, bravo.bucket) == before_bravo  # nothing landed in the other tenant's bucket
 
 
+WRITES = ("PutObject", "CreateMultipartUpload", "CopyObject")
+
+
+def test_every_write_names_the_tenant_key_explicitly_whatever_the_bucket_default(
+    local_stack: LocalStack, ls_session: Any, tenants: dict[str, Tenant], samples: Path,
+    tenant_requests: list[Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The requests as sent, not the stored objects: the bucket default is the tenant key already,
+    so head_object alone would pass with no SSE arguments at all. Outputs go up in parts here
+    (threshold 1 byte) so the CreateMultipartUpload path is on the wire too."""
+    alpha = tenants["wk-alpha"]
+    monkeypatch.setattr(process, "UPLOAD_CONFIG", TransferConfig(multipart_threshold=1))
+    accepted = upload(ls_session, alpha, "inbound/sse/fx.csv", (samples / "strata" / "fx-rates-1.csv").read_bytes())
+    rejected = upload(ls_session, alpha, "inbound/sse/bad-quotes.csv",
+                      (samples / "strata" / "quotes-invalid-date.csv").read_bytes())
+    assert wait_terminal(local_stack, accepted).verdict == "accepted"
+    assert wait_terminal(local_stack, rejected).verdict == "rejected"
+
+    sent = [r for r in tenant_requests if r.tenant_id == alpha.tenant_id]
+    assert sent and all(r.bucket == alpha.bucket for r in sent)  # a tenant session stays in its bucket
+    writes = [r for r in sent if r.operation in WRITES]
+    for r in writes:
+        assert r.headers.get("x-amz-server-side-encryption") == "aws:kms", (r.operation, r.key)
+        assert r.headers.get("x-amz-server-side-encryption-aws-kms-key-id") == alpha.kms_key_arn, (r.operation, r.key)
+    written = {(r.operation, r.key.split("/", 1)[0] + "/") for r in writes}
+    assert {op for op, _ in written} == set(WRITES)
+    assert {prefix for _, prefix in written} >= {"processed/", "reports/", "outbound/", "archive/", "rejected/"}
+    assert any(r.key.startswith("outbound/reports/") for r in writes)
+
+
 def test_three_deliveries_and_four_racing_workers_give_one_outcome(
     local_stack: LocalStack, ls_session: Any, tenants: dict[str, Tenant], samples: Path
 ) -> None:
     alpha = tenants["wk-alpha"]
-    ref = upload(ls_session, alpha, "inbound/race/quotes.csv", (samples / "strata" / "quotes-1.csv").read_bytes())
+    queue = local_stack.resources.ingest_queue_url if local_stack.resources else ""
     results: list[str] = []
+    barrier = threading.Barrier(4)
 
     def race() -> None:
+        barrier.wait()  # all four claim at once
         try:
             results.append(Worker(local_stack.names).process(ref).status)
         except TransientError:
             results.append("busy")
 
-    threads = [threading.Thread(target=race) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    record = wait_terminal(local_stack, ref)
-    sqs = ls_session.client("sqs")
-    queue = local_stack.resources.ingest_queue_url if local_stack.resources else ""
-    for _ in range(3):
-        sqs.send_message(QueueUrl=queue, MessageBody=eventbridge_body(ref))
-    time.sleep(2)  # let the pump deliver the duplicates
+    with pump_paused(local_stack):  # the upload's own event waits in the queue: only the racers can win
+        ref = upload(ls_session, alpha, "inbound/race/quotes.csv", (samples / "strata" / "quotes-1.csv").read_bytes())
+        threads = [threading.Thread(target=race) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        record = wait_terminal(local_stack, ref)
+        sqs = ls_session.client("sqs")
+        for _ in range(3):
+            sqs.send_message(QueueUrl=queue, MessageBody=eventbridge_body(ref))
+    # The pump now delivers the upload's own event and the three duplicates.
+    wait_for(lambda: queue_drained(ls_session, queue), "every delivery handled and acknowledged")
 
-    assert results.count("processed") <= 1  # the pump's own delivery may have won the race
+    assert len(results) == 4 and results.count("processed") == 1
+    assert set(results) <= {"processed", "busy", "duplicate"}
     again = Ledger(local_stack.names).get(record.file_id)
-    assert again is not None and again.state is FileState.ACCEPTED and again.attempts == record.attempts
-    parquet = [k for k in objects(ls_session, alpha.bucket) if k.startswith("processed/") and record.file_id in k]
-    assert sorted(parquet) == sorted(k for k in record.output_keys if k.endswith(".parquet"))
+    assert again is not None and again.state is FileState.ACCEPTED and again.attempts == 1
+    parquet = [k for k in again.output_keys if k.endswith(".parquet")]
+    assert len(parquet) == 2  # quotes-1.csv has two valuation dates
+    for key in [again.report_key or "", *parquet, "outbound/reports/quotes.csv.report.json",
+                "outbound/reports/quotes.csv.report.csv", f"archive/{record.file_id}/quotes.csv"]:
+        assert len(versions(ls_session, alpha.bucket, key)) == 1, key  # written once, never rewritten
+    dlq = local_stack.resources.ingest_dlq_url if local_stack.resources else ""
+    assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []) == []
 
 
 def test_a_crash_before_the_ledger_update_reruns_to_identical_outputs(

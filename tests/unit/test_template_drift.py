@@ -25,6 +25,8 @@ from cfnlint.decode import cfn_yaml
 from airlock.local.resources import INGEST_MAX_RECEIVE_COUNT, TableSpec, object_created_pattern, table_specs
 from airlock.naming import Names
 from airlock.tenancy.policies import worker_role_permissions
+from airlock.tenancy.session import SESSION_SECONDS
+from airlock.worker.ledger import DEFAULT_LEASE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -503,6 +505,54 @@ def test_widening_the_worker_role_is_caught(template: Template, statement: dict[
 
 
 # -- the identity provider's two faces (IdentityProviderMode LAMBDA | API_GATEWAY) ------------------
+
+# -- the ingest function's time budget: the code's lease and session against the template's timeout --
+
+
+def ingest_timeout_and_visibility(template: Template) -> tuple[int, int]:
+    """IngestFunction's Timeout (its own, else the Globals') and its queue's VisibilityTimeout."""
+    fn = template["Resources"]["IngestFunction"]["Properties"]
+    timeout = fn.get("Timeout", template["Globals"]["Function"].get("Timeout", 3))  # 3 s: Lambda's default
+    (event,) = fn["Events"].values()
+    queue_id = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+    visibility = template["Resources"][queue_id]["Properties"].get("VisibilityTimeout", 30)  # SQS's default
+    return int(timeout), int(visibility)
+
+
+def check_ingest_time_budget(template: Template, lease_s: int, session_s: int) -> None:
+    timeout, visibility = ingest_timeout_and_visibility(template)
+    # A live worker must never lose its ledger claim: were the lease shorter than an invocation can
+    # run, a second delivery could take the file over mid-way and write a second set of outputs.
+    assert lease_s > timeout, f"ledger lease ({lease_s} s) must exceed IngestFunction's Timeout ({timeout} s)"
+    # AWS refuses an SQS event source whose queue hides a message for less than the function may run.
+    assert visibility >= timeout, f"queue VisibilityTimeout ({visibility} s) < IngestFunction's Timeout ({timeout} s)"
+    # The tenant session is assumed once per file: its credentials must outlive the invocation.
+    assert session_s >= timeout, f"tenant session ({session_s} s) ends before IngestFunction's Timeout ({timeout} s)"
+
+
+def test_the_ledger_lease_and_the_queue_outlast_the_ingest_timeout(template: Template) -> None:
+    timeout, _ = ingest_timeout_and_visibility(template)
+    assert timeout == 300, "docs/worker.md and docs/scaling.md quote 300 s: update them with the Timeout"
+    check_ingest_time_budget(template, DEFAULT_LEASE_S, SESSION_SECONDS)
+
+
+def test_raising_the_ingest_timeout_alone_is_caught(template: Template) -> None:
+    def edit(r: dict[str, Any]) -> None:
+        r["IngestFunction"]["Properties"]["Timeout"] = 900  # Lambda's maximum, lease and queue unchanged
+
+    with pytest.raises(AssertionError, match="ledger lease"):
+        check_ingest_time_budget(_mutated(template, edit), DEFAULT_LEASE_S, SESSION_SECONDS)
+    with pytest.raises(AssertionError, match="ledger lease"):
+        check_ingest_time_budget(template, lease_s=300, session_s=SESSION_SECONDS)  # equal is not enough
+
+
+def test_a_visibility_timeout_below_the_function_timeout_is_caught(template: Template) -> None:
+    def edit(r: dict[str, Any]) -> None:
+        r["IngestQueue"]["Properties"]["VisibilityTimeout"] = 299
+
+    with pytest.raises(AssertionError, match="VisibilityTimeout"):
+        check_ingest_time_budget(_mutated(template, edit), DEFAULT_LEASE_S, SESSION_SECONDS)
+
 
 USER_CONFIG_PATH = "/servers/{serverId}/users/{username}/config"
 INVOCATION_ROLE = {"Fn::GetAtt": ["IdentityProviderInvocationRole", "Arn"]}
