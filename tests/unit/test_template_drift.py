@@ -824,3 +824,127 @@ def test_widening_the_invocation_role_is_caught(template: Template, statement: d
 
     with pytest.raises(AssertionError):
         check_invocation_role(_mutated(template, edit))
+
+
+# -- the isolation probe's way into the worker role (IsolationProbePrincipalArn: test accounts only) --
+
+PROBE_PARAMETER = "IsolationProbePrincipalArn"
+PROBE_CONDITION = "IsolationProbeGiven"
+PROBE_ARN = f"arn:aws:iam::{NAMES.account_id}:role/isolation-probe"
+LAMBDA_TRUST = {
+    "Effect": "Allow",
+    "Principal": {"Service": "lambda.amazonaws.com"},
+    "Action": "sts:AssumeRole",
+    "Condition": {"StringEquals": {"aws:SourceAccount": NAMES.account_id}},
+}
+
+
+def deployed_worker_trust(template: Template, probe_principal: str) -> list[dict[str, Any]]:
+    """The worker role's trust statements as CloudFormation deploys them for one parameter value.
+
+    Evaluates the conditions (Fn::Not / Fn::Equals / Fn::And / Fn::Or / Condition over Ref) and
+    Fn::If with AWS::NoValue; every other parameter keeps its default.
+    """
+    params = {k: v.get("Default", "") for k, v in template["Parameters"].items()} | {PROBE_PARAMETER: probe_principal}
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict) and set(v) == {"Ref"}:
+            return params[v["Ref"]] if v["Ref"] in params else PSEUDO[v["Ref"]]
+        return v
+
+    def holds(cond: Any) -> bool:
+        (fn, arg), = cond.items()
+        if fn == "Condition":
+            return holds(template["Conditions"][arg])
+        if fn == "Fn::Not":
+            return not holds(arg[0])
+        if fn == "Fn::And":
+            return all(holds(c) for c in arg)
+        if fn == "Fn::Or":
+            return any(holds(c) for c in arg)
+        if fn == "Fn::Equals":
+            return bool(value(arg[0]) == value(arg[1]))
+        raise AssertionError(f"condition function {fn} not modelled")
+
+    def deploy(v: Any) -> Any:
+        if isinstance(v, dict) and set(v) == {"Fn::If"}:
+            name, yes, no = v["Fn::If"]
+            return deploy(yes if holds(template["Conditions"][name]) else no)
+        if isinstance(v, dict) and set(v) == {"Ref"}:
+            return None if v["Ref"] == "AWS::NoValue" else value(v)
+        if isinstance(v, dict):
+            return {k: d for k, d in ((k, deploy(x)) for k, x in v.items()) if d is not None}
+        if isinstance(v, list):
+            return [d for d in (deploy(x) for x in v) if d is not None]
+        return v
+
+    trust = template["Resources"]["IngestWorkerRole"]["Properties"]["AssumeRolePolicyDocument"]
+    return list(deploy(trust)["Statement"])
+
+
+def check_worker_trust(template: Template) -> None:
+    """Lambda of this account always; the probe principal only when the parameter names one; no one else."""
+    probe = template["Parameters"][PROBE_PARAMETER]
+    assert probe.get("Default") == "", "the probe principal must default to nobody"
+    pattern = re.compile(probe["AllowedPattern"])
+    for ok in ("", PROBE_ARN, f"arn:aws:iam::{NAMES.account_id}:user/ci",
+               f"arn:aws:iam::{NAMES.account_id}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123"):
+        assert pattern.fullmatch(ok), f"{PROBE_PARAMETER} should accept {ok!r}"
+    for bad in ("*", f"arn:aws:iam::{NAMES.account_id}:root", f"arn:aws:iam::{NAMES.account_id}:role/*",
+                "arn:aws:iam::*:role/probe", f"arn:aws:sts::{NAMES.account_id}:assumed-role/probe/s", NAMES.account_id):
+        assert not pattern.fullmatch(bad), f"{PROBE_PARAMETER} must refuse {bad!r}"
+    assert deployed_worker_trust(template, "") == [LAMBDA_TRUST], "without the parameter only Lambda may assume"
+    with_probe = deployed_worker_trust(template, PROBE_ARN)
+    probe_statement = {"Sid": "IsolationProbe", "Effect": "Allow", "Principal": {"AWS": PROBE_ARN},
+                       "Action": "sts:AssumeRole"}
+    assert with_probe == [LAMBDA_TRUST, probe_statement], with_probe
+    uses = json.dumps(template["Resources"]).count(json.dumps({"Ref": PROBE_PARAMETER}))
+    assert uses == 1, f"{PROBE_PARAMETER} must grant nothing but the worker role's trust ({uses} uses)"
+
+
+def test_the_probe_may_assume_the_worker_role_only_when_the_parameter_names_it(template: Template) -> None:
+    check_worker_trust(template)
+
+
+def _probe_statement(r: dict[str, Any]) -> dict[str, Any]:
+    statements = r["IngestWorkerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    return next(s for s in statements if "Fn::If" in s)
+
+
+def _unconditional(r: dict[str, Any]) -> None:
+    statements = r["IngestWorkerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    statements[statements.index(_probe_statement(r))] = _probe_statement(r)["Fn::If"][1]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _unconditional,
+        lambda r: _probe_statement(r)["Fn::If"].__setitem__(2, copy.deepcopy(_probe_statement(r)["Fn::If"][1])),
+        lambda r: _probe_statement(r)["Fn::If"][1].update(Principal={"AWS": "*"}),
+        lambda r: _probe_statement(r)["Fn::If"][1].update(Action=["sts:AssumeRole", "sts:TagSession"]),
+        lambda r: r["IngestWorkerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition"),
+        lambda r: r["IngestWorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": {"Ref": PROBE_PARAMETER}}),
+    ],
+    ids=["unconditional", "else-branch", "any-principal", "tag-session", "lambda-any-account", "second-use"],
+)
+def test_a_probe_trust_outside_its_condition_is_caught(template: Template, edit: Any) -> None:
+    with pytest.raises(AssertionError):
+        check_worker_trust(_mutated(template, edit))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: t["Conditions"].__setitem__(PROBE_CONDITION, {"Fn::Equals": ["on", "on"]}),
+        lambda t: t["Parameters"][PROBE_PARAMETER].__setitem__("Default", PROBE_ARN),
+        lambda t: t["Parameters"][PROBE_PARAMETER].__setitem__("AllowedPattern", ".*"),
+    ],
+    ids=["always-true", "default-set", "any-value"],
+)
+def test_a_probe_parameter_that_is_on_by_default_or_unchecked_is_caught(template: Template, edit: Any) -> None:
+    copied = copy.deepcopy(template)
+    edit(copied)
+    with pytest.raises(AssertionError):
+        check_worker_trust(copied)
