@@ -40,11 +40,12 @@ test: $(STAMP) lint typecheck template-check  ## the full suite: lint, types, te
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a broken suite, not a pass" >&2; fi; \
 	exit $$rc
 
-bench: $(STAMP)  ## benchmarks (writes docs/benchmarks.md)
+bench: $(STAMP)  ## benchmarks and the full proof runs (writes docs/benchmarks.md, docs/assurance.md)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000 --big --write-docs
 	$(BIN)/python benchmarks/bench_identity.py --write-docs
 	$(BIN)/python benchmarks/bench_burst.py
+	AIRLOCK_FUZZ_EXAMPLES=1500 $(BIN)/pytest -q -p no:xdist tests/proofs/test_fuzz.py  # the assurance run's fuzzing
 
 clean:  ## remove the virtualenv, tool envs and local state
 	rm -rf $(VENV) .tools .airlock .aws-sam .pytest_cache .mypy_cache .ruff_cache
