@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from airlock import aws
 from airlock.local.asl import HistoryEvent, StateMachine, StatesError, Task
 from airlock.local.context import LocalLambdaContext
+from airlock.local.environ import scoped_environ
 from airlock.naming import Names
 from airlock.onboarding import names as onames
 from airlock.onboarding.policies import tenant_boundary
@@ -62,16 +63,8 @@ def lambda_environment(names: Names) -> Iterator[None]:
     # Lambda sends logs and EMF metrics to CloudWatch; in-process they would mix into a CLI's stdout.
     quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
     wanted |= {k: v for k, v in quiet.items() if k not in os.environ}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
+    with scoped_environ(wanted):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _handler(path: str, function_name: str) -> Task:

@@ -19,7 +19,6 @@ principal, besides Transfer Family, that tenant roles trust):
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from airlock import aws
 from airlock.identity.decide import build_response
+from airlock.local.environ import scoped_environ
 from airlock.naming import Names
 from airlock.onboarding.executions import onboard
 from airlock.tenancy.registry import Registry
@@ -180,18 +180,12 @@ def acting_as(creds: Mapping[str, Any]) -> Iterator[None]:
     """The platform's clients (``airlock.aws``) under ``creds``, as on Lambda: environment credentials."""
     wanted = {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
               "AWS_SESSION_TOKEN": creds["SessionToken"]}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    aws.reset_clients()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with scoped_environ(wanted):
         aws.reset_clients()
+        try:
+            yield
+        finally:
+            aws.reset_clients()
 
 
 @dataclass

@@ -17,6 +17,7 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+from bus_probe import forward_platform_bus
 
 from airlock.local.context import LocalLambdaContext
 from airlock.local.resources import create_platform_resources, create_worker_role
@@ -86,23 +87,7 @@ def tenant(platform: Names, monkeypatch: pytest.MonkeyPatch) -> Tenant:
 @pytest.fixture
 def bus(platform: Names) -> Callable[[], list[dict[str, Any]]]:
     """Everything the worker publishes on the platform bus (a rule forwarding it to a queue)."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="ingest-bus-probe")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events = boto3.client("events")
-    events.put_rule(Name="ingest-bus-probe", EventBusName=platform.platform_bus,
-                    EventPattern=json.dumps({"source": ["airlock.ingest"]}))
-    events.put_targets(Rule="ingest-bus-probe", EventBusName=platform.platform_bus, Targets=[{"Id": "q", "Arn": arn}])
-
-    def read() -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            out.extend(json.loads(m["Body"]) for m in msgs)
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
-        return out
-
-    return read
+    return forward_platform_bus(platform, "airlock.ingest", "ingest-bus-probe")
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:

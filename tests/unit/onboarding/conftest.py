@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from bus_probe import forward_platform_bus
 
 from airlock import aws
 from airlock.local.resources import create_platform_resources
@@ -44,19 +45,7 @@ def alerts(platform: Names) -> Callable[[], list[dict[str, Any]]]:
 @pytest.fixture
 def audit_events(platform: Names) -> Callable[[], list[dict[str, Any]]]:
     """Events on the platform bus (a rule forwarding everything from onboarding to a queue)."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="audit-probe")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events = boto3.client("events")
-    events.put_rule(Name="audit-probe", EventBusName=platform.platform_bus,
-                    EventPattern=json.dumps({"source": ["airlock.onboarding"]}))
-    events.put_targets(Rule="audit-probe", EventBusName=platform.platform_bus, Targets=[{"Id": "q", "Arn": arn}])
-
-    def read() -> list[dict[str, Any]]:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        return [json.loads(m["Body"]) for m in msgs]
-
-    return read
+    return forward_platform_bus(platform, "airlock.onboarding", "audit-probe")
 
 
 class Fault:
