@@ -53,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = IngestOptions(source_key=path.name, kind=args.kind, policy=policy, file_id=path.stem or "file")
     if args.out is not None:
+        try:  # a user mistake, not a traceback: --out names a file, or a folder we may not create
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"airlock validate: --out {args.out}: cannot use it as the output folder ({exc.strerror})",
+                  file=sys.stderr)
+            return 2
         outcome = _ingest(path, options, args.out)
     else:
         with tempfile.TemporaryDirectory(prefix="airlock-validate-") as tmp:

@@ -41,6 +41,18 @@ def test_could_not_run_exits_two(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert exc.value.code == 2
 
 
+def test_an_unusable_out_folder_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("not a folder")
+    for out in (a_file, a_file / "below"):
+        assert main(["validate", str(SAMPLES / "strata/trades.csv"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: cannot use it as the output folder" in err and "Traceback" not in err
+    assert a_file.read_text() == "not a folder", "nothing of the user's is overwritten"
+
+
 def test_out_writes_parquet_and_reports(tmp_path: Path) -> None:
     assert main(["validate", str(SAMPLES / "strata/quotes-1.csv"), "--kind", "quotes", "--out", str(tmp_path)]) == 0
     assert len(list(tmp_path.rglob("*.parquet"))) == 2

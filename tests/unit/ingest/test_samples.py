@@ -9,6 +9,7 @@ import pytest
 
 from airlock.ingest.pipeline import IngestOptions, ingest, report_csv
 from schemas.report import Verdict
+from schemas.tenant import IngestPolicy
 
 from .conftest import SAMPLES
 
@@ -128,3 +129,23 @@ def test_sensitivity_layouts_pivot_to_the_same_long_form(tmp_path: Path) -> None
     listed = rows("sensitivity-list.csv")
     assert standard <= listed
     assert len(rows("sensitivity-grid.csv")) == 20
+
+
+def test_a_currency_outside_iso_4217_rejects_the_row_with_its_line_column_and_value(tmp_path: Path) -> None:
+    """ORE's CRIF with one AmountCurrency changed to XYZ (no such ISO 4217 code) on line 3."""
+    lines = (SAMPLES / "crif/ore-crif.csv").read_bytes().split(b"\n")
+    assert b",OIS,USD,-304.84," in lines[2]  # Label2, AmountCurrency, Amount
+    lines[2] = lines[2].replace(b",OIS,USD,", b",OIS,XYZ,")
+    src = tmp_path / "ore-crif-xyz.csv"
+    src.write_bytes(b"\n".join(lines))
+    out = ingest(src, options=IngestOptions(source_key="inbound/ore-crif-xyz.csv"), out_dir=tmp_path / "out")
+    assert out.verdict is Verdict.REJECTED and out.finding_counts == {"AIR-E012": 1} and not out.outputs
+    (finding,) = out.findings
+    assert (finding.line, finding.column, finding.value) == (3, "AmountCurrency", "XYZ")
+    assert "ISO 4217" in finding.message
+    partial = IngestOptions(source_key="inbound/ore-crif-xyz.csv",
+                            policy=IngestPolicy(allow_partial=True, max_error_ratio=0.1))
+    out = ingest(src, options=partial, out_dir=tmp_path / "partial")
+    assert out.verdict is Verdict.ACCEPTED_WITH_ERRORS and (out.rows_accepted, out.rows_rejected) == (26, 1)
+    published = [n for o in out.outputs for n in pq.ParquetFile(o.path).read().column("source_line").to_pylist()]
+    assert 3 not in published and len(published) == 26, "the bad row is quarantined, the rest published"
