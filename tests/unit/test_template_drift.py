@@ -270,19 +270,8 @@ def worker_statements(template: Template) -> tuple[str, list[dict[str, Any]]]:
     role_ref = fn["Properties"].get("Role")
     assert role_ref, "the ingest function needs its own named role (tenant roles trust it by ARN)"
     role_id = role_ref["Fn::GetAtt"][0] if "Fn::GetAtt" in role_ref else role_ref["Ref"]
-    role = template["Resources"][role_id]
     assert "Policies" not in fn["Properties"], "SAM policies on an explicit role would be ignored"
-    assert not role["Properties"].get("ManagedPolicyArns"), "managed policies cannot be checked here"
-    statements: list[dict[str, Any]] = []
-    for policy in role["Properties"].get("Policies", []):
-        statements += policy["PolicyDocument"]["Statement"]
-    for res in resources_of(template, "AWS::IAM::RolePolicy").values():
-        if res["Properties"]["RoleName"] == {"Ref": role_id}:
-            statements += res["Properties"]["PolicyDocument"]["Statement"]
-    for res in resources_of(template, "AWS::IAM::Policy").values():
-        if {"Ref": role_id} in res["Properties"].get("Roles", []):
-            statements += res["Properties"]["PolicyDocument"]["Statement"]
-    return str(physical_name(template, role_id)), resolve(template, statements)
+    return str(physical_name(template, role_id)), role_statements(template, role_id)
 
 
 def check_worker_role(template: Template) -> None:
