@@ -27,14 +27,16 @@ from handlers.observability import accepts_no_context
 class BadPasswordHeader(ValueError):
     """``PasswordBase64`` is not base64 of UTF-8 text: deny, never fall back to a key login."""
 
+    def __init__(self, username: str) -> None:
+        super().__init__("PasswordBase64 is not base64-encoded UTF-8")
+        self.username = username
+
 
 def _password(headers: dict[str, Any]) -> str | None:
+    """The password, ``PasswordBase64`` first; raises binascii.Error or UnicodeDecodeError on a bad one."""
     encoded = headers.get("passwordbase64")
     if encoded:
-        try:
-            return base64.b64decode(str(encoded), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise BadPasswordHeader("PasswordBase64 is not base64-encoded UTF-8") from exc
+        return base64.b64decode(str(encoded), validate=True).decode("utf-8")
     plain = headers.get("password")
     return str(plain) if plain else None
 
@@ -50,7 +52,10 @@ def to_identity_event(event: dict[str, Any]) -> dict[str, Any]:
         "protocol": query.get("protocol") or "SFTP",
         "sourceIp": query.get("sourceIp"),
     }
-    password = _password(headers)
+    try:
+        password = _password(headers)
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise BadPasswordHeader(identity["username"]) from exc
     if password:
         identity["password"] = password
     return identity
@@ -61,12 +66,8 @@ def to_identity_event(event: dict[str, Any]) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    if isinstance(event, dict):
-        try:
-            body = respond(to_identity_event(event), "api")
-        except BadPasswordHeader:
-            user = unquote(str((event.get("pathParameters") or {}).get("username", "")))
-            audit_bad_event({"username": user}, "api")
-    else:
-        audit_bad_event(event, "api")
+    try:  # respond() denies and audits anything that is not a login event, a non-dict included
+        body = respond(to_identity_event(event) if isinstance(event, dict) else event, "api")
+    except BadPasswordHeader as bad:
+        audit_bad_event({"username": bad.username}, "api")
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
