@@ -21,7 +21,6 @@ import contextlib
 import csv
 import gc
 import os
-import platform
 import re
 import resource
 import shutil
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from gen_crif import generate  # noqa: E402
+from machine import machine  # noqa: E402
 
 BIG_BYTES = 2 << 30
 # A section another benchmark writes into docs/benchmarks.md, between its begin/end markers.
@@ -216,25 +216,6 @@ def big_run(path: Path) -> tuple[float, float, int]:
     seconds, peak_kib, rows, *_ = proc.stdout.split(maxsplit=3)
     print(f"  big run: {proc.stdout.strip()}", file=sys.stderr)
     return float(seconds), int(peak_kib) / 1024, int(rows)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {system}"
 
 
 def versions() -> str:
