@@ -56,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
         try:  # a user mistake, not a traceback: --out names a file, or a folder we may not create
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"airlock validate: --out {args.out}: cannot use it as the output folder ({exc.strerror})",
-                  file=sys.stderr)
+            print(
+                f"airlock validate: --out {args.out}: cannot use it as the output folder ({exc.strerror})",
+                file=sys.stderr,
+            )
             return 2
         outcome = _ingest(path, options, args.out)
     else:

@@ -33,9 +33,11 @@ import pyarrow.csv as pacsv
 
 from airlock.ingest.detect import detect
 from airlock.ingest.engine import Binding, CompiledContract, compiled
+from airlock.ingest.exact import ExactDuplicates, fingerprints
 from airlock.ingest.findings import Findings
 from airlock.ingest.keys import SeenKeys, row_fingerprints
 from airlock.ingest.reader import FileProblem, LineSource
+from airlock.ingest.recordtext import RecordText
 from airlock.ingest.source import Spool, materialize
 from airlock.ingest.writer import PartitionedWriter, QuarantineWriter, Written, csv_text
 from schemas.files import SCHEMA_VERSION
@@ -128,13 +130,11 @@ def report_csv(report: FileReport) -> str:
 
 
 class _Prefetch:
-    """Pulls the next parsed batch, its line numbers and its record hashes on a thread, ahead of validation.
+    """Pulls the next parsed batch, its line numbers and its record spans on a thread, ahead of validation.
 
     pyarrow's streaming reader parses a block only when asked for the next batch; asking from here lets
-    parsing (which releases the GIL) overlap the validation of the batch before. The batch's records are
-    hashed here too (Python work that used to sit on the reader's critical path), right after parsing,
-    so the chunk's bytes are freed at once. At most ``depth`` batches wait, so memory stays flat; errors
-    reach the consumer in order, at the batch they hit.
+    parsing (which releases the GIL) overlap the validation of the batch before. At most ``depth``
+    batches wait, so memory stays flat; errors reach the consumer in order, at the batch they hit.
     """
 
     def __init__(self, reader: pacsv.CSVStreamingReader, src: LineSource, depth: int = 1) -> None:
@@ -154,8 +154,8 @@ class _Prefetch:
                     self._put(None)
                     return
                 n = batch.num_rows
-                hashes = self._src.take_hashes(n)() if self._src.hash_records else None
-                self._put((batch, self._src.take_lines(n), hashes))
+                spans = self._src.take_spans(n) if self._src.texts is not None else None
+                self._put((batch, self._src.take_lines(n), spans))
         except BaseException as exc:  # handed to the consumer, which raises it where it always did
             self._put(exc)
 
@@ -168,7 +168,7 @@ class _Prefetch:
                 continue
 
     def next(self) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray | None] | None:
-        """The next batch with its lines and hashes; None at the end."""
+        """The next batch with its lines and record spans; None at the end."""
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -212,9 +212,10 @@ def ingest(source: Path | BinaryIO, *, options: IngestOptions, out_dir: Path) ->
         else:
             _tune_memory(path.stat().st_size)
             try:
-                fast = _Run(path, options, out_dir, at, exact=False).execute()
+                fast = _Run(path, options, out_dir, at, spool=spool, exact=False).execute()
                 # a row whose field count differs from the header: the exact (slower) mode fixes or reports it
-                state = fast or _Run(path, options, out_dir, at, exact=True).execute() or _State(problem=True)
+                exact = fast or _Run(path, options, out_dir, at, spool=spool, exact=True).execute()
+                state = exact or _State(problem=True)
             except (MemoryError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # a bug must not cost the counterparty a report: reject, say so, log
@@ -306,8 +307,11 @@ def _file_problem(findings: Findings, exc: FileProblem) -> None:
 class _Run:
     """One pass over the file (fast or exact mode)."""
 
-    def __init__(self, path: Path, options: IngestOptions, out_dir: Path, at: datetime, *, exact: bool) -> None:
+    def __init__(
+        self, path: Path, options: IngestOptions, out_dir: Path, at: datetime, *, spool: Spool, exact: bool
+    ) -> None:
         self.path = path
+        self.spool = spool
         self.options = options
         self.out_dir = out_dir
         self.at = at
@@ -340,8 +344,13 @@ class _Run:
                 return self.state
             contract = found.contract
             self.state.kind = contract.kind
-            src.hash_records = contract.exact_duplicates_warn
-            return self._validate(src, header.line, header.names, header.delimiter, contract)
+            if not contract.exact_duplicates_warn:
+                return self._validate(src, header.line, header.names, header.delimiter, contract)
+            src.texts = RecordText(self.path, lambda: self.spool.new(".text"))
+            try:
+                return self._validate(src, header.line, header.names, header.delimiter, contract)
+            finally:
+                src.texts.close()
 
     def _validate(
         self, src: LineSource, header_line: int, names: list[str], delim: str, contract: type[Contract]
@@ -382,7 +391,7 @@ class _Run:
         quarantine = QuarantineWriter(self.out_dir / "quarantine" / f"{self.options.file_id}.csv", names)
         checks: list[FileCheck] = contract.file_checks()
         keys = SeenKeys() if contract.unique else None
-        exact_dups = SeenKeys() if contract.exact_duplicates_warn else None
+        exact_dups = ExactDuplicates(src.texts) if src.texts is not None else None
         ahead = _Prefetch(reader, src) if reader is not None else None
         try:
             while ahead is not None:
@@ -399,14 +408,14 @@ class _Run:
                     break
                 if item is None:
                     break
-                batch, lines, hashes = item
+                batch, lines, spans = item
                 self._batch(
                     cc=cc,
                     binding=binding,
                     layout=layout,
                     batch=batch,
                     lines=lines,
-                    hashes=hashes,
+                    spans=spans,
                     writer=writer,
                     quarantine=quarantine,
                     checks=checks,
@@ -454,6 +463,7 @@ class _Run:
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(col_names, pa.string()),
+                check_utf8=False,  # LineSource hands on only valid UTF-8 (checked, or transcoded to it)
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
                 null_values=[""],
@@ -468,12 +478,12 @@ class _Run:
         layout: Layout | None,
         batch: pa.RecordBatch,
         lines: np.ndarray,
-        hashes: np.ndarray | None,
+        spans: np.ndarray | None,
         writer: PartitionedWriter,
         quarantine: QuarantineWriter,
         checks: list[FileCheck],
         keys: SeenKeys | None,
-        exact_dups: SeenKeys | None,
+        exact_dups: ExactDuplicates | None,
     ) -> None:
         st = self.state
         raw_batch, raw_lines = batch, lines
@@ -504,27 +514,27 @@ class _Run:
             self._quarantine(
                 raw_batch, raw_lines=raw_lines, lines=lines, bad=bad, rules=res.rules, quarantine=quarantine
             )
-        dups = exact_dups if hashes is not None and layout is None else None
-        if keep.any() or dups is not None:  # bad rows' hashes are remembered too, as they always were
+        dups = exact_dups if spans is not None and layout is None else None
+        if keep.any() or dups is not None:  # bad rows are remembered too: a later copy of one is a duplicate
             # exact duplicates, lineage and Parquet run on the writer's thread, in batch order, while this
             # thread validates the next batch (the fingerprint store is numpy work that releases the GIL)
-            writer.write(lambda: self._publish(table, lines, keep, hashes, dups))
+            writer.write(lambda: self._publish(table, lines, keep, spans, dups))
 
     def _publish(
         self,
         table: pa.Table,
         lines: np.ndarray,
         keep: np.ndarray,
-        hashes: np.ndarray | None,
-        dups: SeenKeys | None,
+        spans: np.ndarray | None,
+        dups: ExactDuplicates | None,
     ) -> pa.Table:
         """The batch's rows to publish: good rows, each exact duplicate of an earlier row dropped (warning).
 
         Runs on the writer's thread, batch after batch in order: the fingerprint store, filtering and
         lineage leave the validating thread's critical path.
         """
-        if dups is not None and hashes is not None:
-            repeat, first = dups.check(hashes, lines)
+        if dups is not None and spans is not None:
+            repeat, first = dups.check(fingerprints(table), lines, spans)
             dup = repeat & keep
             if dup.any():
                 where = np.flatnonzero(dup)
@@ -592,9 +602,10 @@ class _Run:
     def _lineage(self, table: pa.Table, lines: np.ndarray) -> pa.Table:
         n = table.num_rows
         o = self.options
-        table = table.append_column("tenant_id", pa.repeat(pa.scalar(o.tenant_id, pa.string()), n))
-        table = table.append_column("file_id", pa.repeat(pa.scalar(o.file_id, pa.string()), n))
-        table = table.append_column("source_key", pa.repeat(pa.scalar(o.source_key, pa.string()), n))
+        zeros = pa.array(np.zeros(n, dtype=np.int32))
+        for name, value in (("tenant_id", o.tenant_id), ("file_id", o.file_id), ("source_key", o.source_key)):
+            # one-value dictionaries: Parquet writes them as they are instead of hashing n equal strings
+            table = table.append_column(name, pa.DictionaryArray.from_arrays(zeros, pa.array([value], pa.string())))
         table = table.append_column("source_line", pa.array(lines, type=pa.int64()))
         at = pa.scalar(self.at, type=pa.timestamp("us", tz="UTC"))
         return table.append_column("ingested_at", pa.repeat(at, n))

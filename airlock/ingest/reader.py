@@ -17,13 +17,15 @@ import csv
 import io
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from schemas.files import rules as R
+
+if TYPE_CHECKING:
+    from airlock.ingest.recordtext import RecordText
 
 CHUNK = 8 << 20
 MAX_LINE = 1 << 20
@@ -61,9 +63,10 @@ class Dropped:
 
 @dataclass
 class _Chunk:
-    data: bytes
+    data: bytes | bytearray
     first_line: int
     raw_offset: int
+    as_in_source: bool = False  # ``data`` is the source file's bytes from ``raw_offset`` (no CR, UTF-8)
 
 
 def sniff_delimiter(line: str) -> str:
@@ -89,7 +92,7 @@ class LineSource(io.RawIOBase):
         encoding: str = "utf-8",
         chunk_size: int | None = None,  # default CHUNK (read at call time, so tests can shrink it)
         max_line: int = MAX_LINE,
-        hash_records: bool = False,
+        texts: RecordText | None = None,
         exact: bool = False,
         max_ahead: int = 2,
     ) -> None:
@@ -100,7 +103,7 @@ class LineSource(io.RawIOBase):
         self._decoder = None if self._utf8 else codecs.getincrementaldecoder(self.encoding)()
         self.chunk_size = chunk_size or CHUNK
         self.max_line = max_line
-        self.hash_records = hash_records
+        self.texts = texts  # when set: every record's span in the cleaned stream, for exact duplicates
         self.exact = exact
         self.header: Header | None = None
         self.problem: FileProblem | None = None
@@ -114,8 +117,8 @@ class LineSource(io.RawIOBase):
         self._quote_line = 0
         self._pending = memoryview(b"")
         self._lines: deque[np.ndarray] = deque()
-        self._hashes: deque[list[Any]] = deque()  # [_ChunkHashes, records already taken]
-        self._open_hashes: _ChunkHashes | None = None  # its last record runs on into the next chunk
+        self._spans: deque[np.ndarray] = deque()  # (start, end) of each record in the cleaned stream
+        self._open_span: np.ndarray | None = None  # the row of a record that runs on into the next chunk
         self._ncols = 0
         self._delim = b","
         self._noise_bytes = b""
@@ -151,7 +154,8 @@ class LineSource(io.RawIOBase):
         if size is None or size < 0 or size >= len(pending):
             self._pending = memoryview(b"")
             whole = pending.obj
-            return whole if isinstance(whole, bytes) and len(pending) == len(whole) else bytes(pending)
+            whole_chunk = isinstance(whole, (bytes, bytearray)) and len(pending) == len(whole)
+            return whole if whole_chunk else bytes(pending)  # type: ignore[return-value]  # pyarrow takes either
         self._pending = pending[size:]
         return bytes(pending[:size])
 
@@ -184,32 +188,13 @@ class LineSource(io.RawIOBase):
             self._progress.notify_all()
         return out
 
-    def take_hashes(self, n: int) -> Callable[[], np.ndarray]:
-        """The next ``n`` record hashes, as a function computing them (on whichever thread calls it).
+    def take_spans(self, n: int) -> np.ndarray:
+        """The next ``n`` records' ``(start, end)`` in the cleaned stream (``texts`` must be set).
 
-        Hashing is Python work under the GIL; deferring it lets the caller run it off the reader's
-        critical path. Call the functions in the order they were taken.
+        pyarrow yields a row only once it has read the row's end, so every span taken is complete.
         """
-        parts: list[tuple[_ChunkHashes, int, int]] = []
-        need = n
-        while need > 0 and self._hashes:
-            head = self._hashes[0]
-            entry, done = head
-            step = min(need, entry.n - done)
-            parts.append((entry, done, done + step))
-            need -= step
-            if done + step == entry.n:
-                self._hashes.popleft()
-            else:
-                head[1] = done + step
-        if need:
-            raise RuntimeError(f"record bookkeeping out of step by {need} rows")
-
-        def compute() -> np.ndarray:
-            arrays = [entry.values(b)[a:b] for entry, a, b in parts]
-            return np.concatenate(arrays) if len(arrays) != 1 else arrays[0]
-
-        return compute
+        with self._progress:
+            return _take(self._spans, n)
 
     # -- header -----------------------------------------------------------------------------------
     def read_header(self) -> Header:
@@ -218,13 +203,16 @@ class LineSource(io.RawIOBase):
             chunk = self._read_raw_chunk()
             if chunk is None:
                 raise FileProblem(R.EMPTY_FILE)
-            text_lines = chunk.data.split(b"\n")
-            self._next_line = chunk.first_line + len(text_lines) - 1
-            for i, raw_line in enumerate(text_lines[:-1]):
-                stripped = raw_line.strip(b' \t",|;')
-                if not stripped or raw_line[:1] == b"#":
+            data = chunk.data
+            pos = 0
+            line_no = chunk.first_line
+            while pos < len(data):  # line by line until the header: the chunk is not split whole
+                end = data.index(b"\n", pos)
+                raw_line = data[pos:end]
+                pos = end + 1
+                if not raw_line.strip(b' \t",|;') or raw_line[:1] == b"#":
+                    line_no += 1
                     continue
-                line_no = chunk.first_line + i
                 text = raw_line.decode("utf-8")
                 delim = sniff_delimiter(text)
                 names = next(csv.reader([text], delimiter=delim))
@@ -236,17 +224,18 @@ class LineSource(io.RawIOBase):
                 self._delim = delim.encode()
                 comment = b"#" if delim == ";" else b"#;"
                 self._noise_bytes = comment
-                rest = b"\n".join(text_lines[i + 1 :])
-                offset = chunk.raw_offset + sum(len(x) + 1 for x in text_lines[: i + 1])
-                self._rest = _Chunk(rest, line_no + 1, offset)
+                self._rest = _Chunk(data[pos:], line_no + 1, chunk.raw_offset + pos, chunk.as_in_source)
                 break
+            self._next_line = line_no + 1 if self.header is not None else line_no
         return self.header
 
     # -- chunking ---------------------------------------------------------------------------------
     def _read_raw_chunk(self) -> _Chunk | None:
         """The next piece of the file ending at a line break, checked and LF-normalised."""
-        # One copy per chunk: the carry (less than a line) joined to the block up to its last line break.
+        # The file is read straight in behind the carry (less than a line), so the chunk's bytes are
+        # copied once, by the read; the part after the last line break becomes the next carry.
         carry = self._carry
+        data: bytes | bytearray
         while True:
             if self._eof:
                 if not carry:
@@ -254,23 +243,27 @@ class LineSource(io.RawIOBase):
                 data, self._carry = carry, b""
                 cut = len(data)
                 break
-            block = self._raw.read(self.chunk_size)
-            if not block:
+            buf = bytearray(len(carry) + self.chunk_size)
+            buf[: len(carry)] = carry
+            with memoryview(buf) as view:
+                got = self._raw.readinto(view[len(carry) :])  # type: ignore[attr-defined]
+            if not got:
                 self._eof = True
                 continue
-            if self._raw_offset == 0 and not carry and block.startswith(_BOM) and self._utf8:
-                block = block[3:]
+            del buf[len(carry) + got :]
+            if self._raw_offset == 0 and not carry and buf.startswith(_BOM) and self._utf8:
+                del buf[:3]
                 self._raw_offset = 3
-            end = len(block) - 1 if block.endswith(b"\r") else len(block)
-            last_lf = block.rfind(b"\n", 0, end)
-            last = max(last_lf, block.rfind(b"\r", last_lf + 1, end)) + 1  # a CR only counts after the last LF
+            end = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
+            last_lf = buf.rfind(b"\n", 0, end)
+            last = max(last_lf, buf.rfind(b"\r", last_lf + 1, end)) + 1  # a CR only counts after the last LF
             if last > 0:
-                view = memoryview(block)
-                data = b"".join((carry, view[:last]))
-                self._carry = bytes(view[last:])
+                self._carry = bytes(buf[last:])
+                del buf[last:]
+                data = buf
                 cut = len(data)
                 break
-            carry += block
+            carry = bytes(buf)
             if len(carry) > self.max_line:
                 raise FileProblem(R.LINE_TOO_LONG, self._next_line, limit=self.max_line)
         offset = self._raw_offset
@@ -298,18 +291,20 @@ class LineSource(io.RawIOBase):
                 raise FileProblem(
                     R.NOT_UTF8, self._line_at(data, exc.start), encoding=self.encoding, offset=offset + exc.start
                 ) from None
+        as_in_source = self._utf8
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            as_in_source = False
         if not data.endswith(b"\n"):
-            data += b"\n"
-        return _Chunk(data, self._next_line, offset)
+            data += b"\n"  # past the source's end: no record's text includes it
+        return _Chunk(data, self._next_line, offset, as_in_source)
 
-    def _line_at(self, data: bytes, pos: int) -> int:
+    def _line_at(self, data: bytes | bytearray, pos: int) -> int:
         head = data[:pos]
         bare_cr = head.count(b"\r") - head.count(b"\r\n")
         return self._next_line + head.count(b"\n") + bare_cr
 
-    def _next_chunk(self) -> bytes:
+    def _next_chunk(self) -> bytes | bytearray:
         if self._rest is not None:
             rest, self._rest = self._rest, None
             out = self._process(rest)
@@ -327,7 +322,7 @@ class LineSource(io.RawIOBase):
                 return out
 
     # -- the per-chunk work -----------------------------------------------------------------------
-    def _process(self, chunk: _Chunk) -> bytes:
+    def _process(self, chunk: _Chunk) -> bytes | bytearray:
         data = chunk.data
         if not data:
             return b""
@@ -388,53 +383,66 @@ class LineSource(io.RawIOBase):
         out = _rebuild(data, starts, nl, drop, fixes) if drop.any() or fixes else data
         self._lines.append(record_lines)
         self.records += len(record_lines)
-        if self.hash_records:
-            self._queue_hashes(
+        if self.texts is not None:
+            self._queue_spans(
                 out,
-                data=data,
-                nl=nl,
-                is_start=is_start,
-                out_is_start=keep_start[~drop],
-                n=len(record_lines),
+                rebuilt=out is not data,
+                line_starts=starts,
+                keep_start=keep_start,
+                drop=drop,
                 ends_open=bool(open_after[-1]),
+                source_offset=chunk.raw_offset if chunk.as_in_source else None,
             )
         return out
 
-    def _queue_hashes(
+    def _queue_spans(
         self,
-        out: bytes,
+        out: bytes | bytearray,
         *,
-        data: bytes,
-        nl: np.ndarray,
-        is_start: np.ndarray,
-        out_is_start: np.ndarray,
-        n: int,
+        rebuilt: bool,
+        line_starts: np.ndarray,
+        keep_start: np.ndarray,
+        drop: np.ndarray,
         ends_open: bool,
+        source_offset: int | None,
     ) -> None:
-        """Queue this chunk's record hashes (computed later); a record may run on into later chunks.
+        """Queue the span of every record that starts in this chunk, and close the one left open.
 
-        Lines at the head of the chunk that continue a record begun earlier (a quoted newline across
-        the chunk boundary) go to that record's hash, not to a record of their own.
+        Records are contiguous in the cleaned stream, so a record ends one byte (its LF) before the next
+        begins; the chunk's last record may run on (a quoted newline) and is closed by a later chunk.
         """
-        starts_at = np.flatnonzero(is_start)
-        head = int(starts_at[0]) if len(starts_at) else len(nl)  # leading continuation lines
-        if self._open_hashes is not None:
-            if head:
-                self._open_hashes.tail.append(data[: int(nl[head - 1])])
-            if len(starts_at):  # the record ended in this chunk
-                self._open_hashes.closed = True
-                self._open_hashes = None
-        if n:
-            entry = _ChunkHashes(out, out_is_start, n, runs_on=ends_open)
-            if ends_open:
-                self._open_hashes = entry
-            self._hashes.append([entry, 0])
+        assert self.texts is not None
+        at = self.texts.add(out, None if rebuilt else source_offset)
+        if rebuilt:  # dropped or repaired lines: find the line starts again, in ``out``
+            nl_out = np.flatnonzero(np.frombuffer(out, dtype=np.uint8) == 10)
+            line_starts = np.concatenate(([0], nl_out[:-1] + 1))
+            record_starts = line_starts[keep_start[~drop]]
+        else:
+            record_starts = line_starts[keep_start]
+        begins = at + record_starts.astype(np.int64)
+        closes_at = at + len(out) - 1  # the chunk's last LF
+        if self._open_span is not None:
+            if len(begins):
+                self._open_span[1] = begins[0] - 1
+                self._open_span = None
+            elif not ends_open:
+                self._open_span[1] = closes_at
+                self._open_span = None
+        if not len(begins):
+            return
+        spans = np.empty((len(begins), 2), dtype=np.int64)
+        spans[:, 0] = begins
+        spans[:-1, 1] = begins[1:] - 1
+        spans[-1, 1] = -1 if ends_open else closes_at
+        if ends_open:
+            self._open_span = spans[-1]
+        self._spans.append(spans)
 
     def _drop_bad_counts(
         self,
         arr: np.ndarray,
         *,
-        data: bytes,
+        data: bytes | bytearray,
         nl: np.ndarray,
         starts: np.ndarray,
         quotes: np.ndarray,
@@ -468,7 +476,7 @@ class LineSource(io.RawIOBase):
                 continue
             last = int(lines[-1])
             count = int(per_record[rec])
-            text = data[starts[last] : nl[last]]
+            text = bytes(data[starts[last] : nl[last]])
             if count < self._ncols:
                 fixes[last] = text + self._delim * (self._ncols - count)
                 continue
@@ -480,7 +488,9 @@ class LineSource(io.RawIOBase):
             drop[lines] = True
             self.dropped_count += 1
             if len(self.dropped) < 1000:
-                self.dropped.append(Dropped(first_line + int(lines[0]), count, data[starts[lines[0]] : nl[last]]))
+                self.dropped.append(
+                    Dropped(first_line + int(lines[0]), count, bytes(data[starts[lines[0]] : nl[last]]))
+                )
         return fixes
 
 
@@ -512,10 +522,12 @@ def _take(store: deque[np.ndarray], n: int) -> np.ndarray:
     return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
-def _rebuild(data: bytes, starts: np.ndarray, nl: np.ndarray, drop: np.ndarray, fixes: dict[int, bytes]) -> bytes:
+def _rebuild(
+    data: bytes | bytearray, starts: np.ndarray, nl: np.ndarray, drop: np.ndarray, fixes: dict[int, bytes]
+) -> bytes:
     """``data`` without dropped lines and with fixed lines; cost follows the number of edits."""
     edits = sorted({*np.flatnonzero(drop).tolist(), *fixes})
-    pieces: list[bytes] = []
+    pieces: list[bytes | bytearray] = []
     keep_from = 0
     for i in edits:
         begin = int(starts[i])
@@ -526,59 +538,3 @@ def _rebuild(data: bytes, starts: np.ndarray, nl: np.ndarray, drop: np.ndarray, 
         keep_from = int(nl[i]) + 1
     pieces.append(data[keep_from:])
     return b"".join(pieces)
-
-
-class _ChunkHashes:
-    """A chunk's record hashes, computed on first use (the chunk's bytes are kept until then).
-
-    When the chunk's last record runs on into later chunks (a quoted newline), the reader appends the
-    rest of its text to ``tail`` and sets ``closed``; pyarrow yields that row only after reading its end,
-    so by the time anyone asks for the last hash, the record is whole.
-    """
-
-    __slots__ = ("_last", "_out", "_starts", "_values", "closed", "n", "runs_on", "tail")
-
-    def __init__(self, out: bytes, line_is_start: np.ndarray, n: int, *, runs_on: bool = False) -> None:
-        self._out = out
-        self._starts: np.ndarray | None = line_is_start
-        self._values: np.ndarray | None = None
-        self._last: bytes | None = None  # the last record's own text while its tail may still grow
-        self.n = n
-        self.tail: list[bytes] = []
-        self.runs_on = runs_on
-        self.closed = not runs_on
-
-    def values(self, stop: int) -> np.ndarray:
-        """The hashes, at least the first ``stop`` of them filled in."""
-        if self._values is None:
-            assert self._starts is not None
-            records = _record_texts(self._out, self._starts)
-            self._out, self._starts = b"", None
-            if self.runs_on:
-                self._last = records.pop()
-            self._values = np.empty(self.n, dtype=np.int64)
-            self._values[: len(records)] = np.fromiter(map(hash, records), dtype=np.int64, count=len(records))
-        if self._last is not None and stop == self.n:
-            self._values[-1] = hash(b"\n".join([self._last, *self.tail]))
-            self._last = None
-        return self._values
-
-
-def _record_texts(out: bytes, line_is_start: np.ndarray) -> list[bytes]:
-    """The emitted text of each record that starts in ``out`` (leading continuation lines skipped)."""
-    lines = out.split(b"\n")[:-1]
-    if line_is_start.all():
-        return lines
-    records: list[bytes] = []
-    for text, start in zip(lines, line_is_start.tolist(), strict=True):
-        if start:
-            records.append(text)
-        elif records:
-            records[-1] += b"\n" + text
-    return records
-
-
-def _record_hashes(out: bytes, line_is_start: np.ndarray) -> np.ndarray:
-    """A 64-bit hash per record of the emitted text (exact-duplicate detection)."""
-    records = _record_texts(out, line_is_start)
-    return np.fromiter(map(hash, records), dtype=np.int64, count=len(records))

@@ -1,7 +1,7 @@
 """The pipelined engine: chunk and batch boundaries, background stages and their failures.
 
-Parsing runs ahead on a thread, record hashing and the exact-duplicate store run on the publishing
-thread, Parquet encoding on another; none of it may change a finding, a line number or a published row.
+Parsing runs ahead on a thread, the exact-duplicate check runs on the publishing thread, Parquet
+encoding on another; none of it may change a finding, a line number or a published row.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airlock.ingest import pipeline, reader
+import numpy as np
+
+from airlock.ingest import exact, pipeline, reader
 from airlock.ingest.pipeline import IngestOptions, IngestOutcome, ingest
 from airlock.ingest.reader import FileProblem, LineSource
 from schemas.report import Verdict
@@ -124,6 +126,48 @@ def test_exact_duplicates_are_published_once_with_their_first_line(
     ]
     got = published(out)
     assert len(got) == 400 and [r["source_line"] for r in got] == list(range(2, 402))
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_exact_duplicates_do_not_depend_on_the_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eol: bytes
+) -> None:
+    """Every row a candidate (one fingerprint for all): the record text alone decides, same report."""
+    data = crif(1500, seed=5, eol=eol)
+    monkeypatch.setattr(pipeline, "BLOCK_SIZE", 4096)
+    normal = run(tmp_path / "normal", data, PARTIAL)
+    monkeypatch.setattr(pipeline, "fingerprints", lambda table: np.zeros(table.num_rows, dtype=np.uint64))
+    monkeypatch.setattr(reader, "CHUNK", 900)  # copies whose text spans two chunks, read back in pieces
+    degenerate = run(tmp_path / "degenerate", data, PARTIAL)
+    assert normal.finding_counts.get("AIR-W002", 0) > 50
+    assert report(degenerate) == report(normal)
+    assert published(degenerate) == published(normal)
+
+
+def test_rows_equal_once_typed_but_written_differently_are_not_duplicates(tmp_path: Path) -> None:
+    row = b"2024-03-28,T1,PF1,RatesFX,Risk_IRCurve,USD,1,2w,Libor3m,USD,%s,,SIMM,%s,SEC"
+    lines = [
+        HEADER,
+        row % (b"1.5", b"ESA"),
+        row % (b"1.50", b"ESA"),  # the same number, other text
+        (row % (b"1.5", b"ESA")).replace(b"RatesFX", b"ratesfx"),  # the same enum, other case
+        row % (b"1.5", b"ESA"),  # an exact copy of line 2
+        (row % (b"1.5", b"ESA")).replace(b"T1", b"T2"),  # same length, other trade: same fingerprint
+    ]
+    out = run(tmp_path, b"\n".join(lines) + b"\n")
+    assert out.verdict is Verdict.ACCEPTED and out.finding_counts == {"AIR-W002": 1}
+    assert [(f.line, f.message) for f in out.findings] == [(5, "This row is an exact copy of line 2; it was kept once.")]
+    assert [r["source_line"] for r in published(out)] == [2, 3, 4, 6]
+
+
+def test_exact_duplicates_in_a_file_read_through_another_encoding(tmp_path: Path) -> None:
+    """Transcoded chunks are not the source's bytes: their text is read back from the spooled copy."""
+    row = "2024-03-28,T%d,PF1,RatesFX,Risk_IRCurve,Zürich,1,2w,Libor3m,USD,%d.5,,SIMM,,SEC"
+    lines = [HEADER.decode(), *(row % (i, i) for i in range(50)), row % (7, 7), row % (49, 49)]
+    out = run(tmp_path, ("\r\n".join(lines) + "\r\n").encode("cp1252"), IngestPolicy(encoding="cp1252"))
+    assert out.verdict is Verdict.ACCEPTED and out.finding_counts == {"AIR-W002": 2}
+    assert [f.line for f in out.findings] == [52, 53]
+    assert published(out)[0]["qualifier"] == "Zürich" and len(published(out)) == 50
 
 
 def test_a_failure_on_the_publishing_thread_rejects_the_file_and_leaves_no_parquet(

@@ -1,0 +1,211 @@
+"""Exact duplicate records across a file, with flat memory and no per-row Python in the common case.
+
+A cheap fingerprint of each typed row (numbers' bits, dictionary codes' value hashes, text lengths) is a
+function of the record text, so two exact copies always share it; rows that share it are only
+*candidates*, and the record text, read back through ``RecordText``, decides. The fingerprint store is a
+sorted numpy array (24 index bits packed under a 40-bit fingerprint, so one plain sort orders a batch
+and keeps equal fingerprints in row order), capped like every key store (AIR-W003).
+
+A fingerprint collision therefore costs a comparison, never a row: unlike a bare 64-bit record hash, two
+different records can never be merged. The price is paid by files whose rows agree on every typed value
+but differ in text (``1.0`` and ``1.00``, two trade ids of one length); ``benchmarks/`` measures it.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airlock.ingest.keys import DEFAULT_CAP
+from airlock.ingest.recordtext import RecordText
+
+INDEX_BITS = 24
+LOW = np.uint64((1 << INDEX_BITS) - 1)
+HIGH = ~LOW
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_NULL = np.uint64(0x5BD1E9955BD1E995)
+
+
+def fingerprints(table: pa.Table) -> np.ndarray:
+    """A uint64 per row that equal rows share; cheap, vectorized, not collision-free."""
+    h = np.zeros(table.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in table.columns:
+            arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            h *= _MIX
+            h += _column_bits(arr)
+        h ^= h >> np.uint64(31)  # the high bits carry the store's key: fold the low ones in
+        h *= _MIX
+        h ^= h >> np.uint64(29)
+    return h
+
+
+def _column_bits(arr: pa.Array) -> np.ndarray:
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        values = np.fromiter(
+            (hash(v) for v in arr.dictionary.to_pylist()), dtype=np.int64, count=len(arr.dictionary)
+        ).view(np.uint64)
+        table = np.append(values, _NULL)
+        codes = pc.fill_null(arr.indices, len(values)).to_numpy()
+        return table[codes]
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        return pc.fill_null(pc.binary_length(arr), -1).to_numpy().astype(np.uint64)
+    if pa.types.is_floating(t):
+        return pc.fill_null(arr, np.nan).to_numpy().view(np.uint64)
+    if pa.types.is_integer(t) or pa.types.is_temporal(t):
+        width = pa.int32() if t.bit_width <= 32 else pa.int64()
+        return (
+            pc.fill_null(arr.view(width) if t.bit_width in (32, 64) else arr.cast(width), -1)
+            .to_numpy()
+            .astype(np.uint64)
+        )
+    # anything else (structs, lists, booleans): the Python hash of each distinct value
+    encoded = pc.dictionary_encode(arr)
+    values = np.fromiter((hash(repr(v)) for v in encoded.dictionary.to_pylist()), dtype=np.int64).view(np.uint64)
+    return np.append(values, _NULL)[pc.fill_null(encoded.indices, len(values)).to_numpy()]
+
+
+class ExactDuplicates:
+    """Remembers up to ``cap`` distinct records (fingerprint, line, text span) and spots exact copies.
+
+    The store is one sorted uint64 array: a fingerprint's high 40 bits over the 24-bit id of the row that
+    first had it. Row ids index ``_refs``, each batch's (line, start, end) rows kept as they came.
+    """
+
+    def __init__(self, text: RecordText, cap: int = DEFAULT_CAP) -> None:
+        self.text = text
+        self.cap = min(cap, 1 << INDEX_BITS)
+        self.capped = False
+        self.store = np.zeros(0, dtype=np.uint64)
+        self._refs: list[np.ndarray] = []  # (line, start, end) of every row of each remembered batch
+        self._ref_ids: list[int] = []  # id of each part's first row
+        self._next_id = 0
+        self.more: dict[int, list[tuple[int, int, int]]] = {}  # further distinct records per fingerprint
+        self._more_count = 0
+        self.compared = 0  # candidate rows settled by reading text
+
+    def check(self, fps: np.ndarray, lines: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(is an exact copy of an earlier record, that record's line) per row; remembers the others."""
+        n = len(fps)
+        repeat = np.zeros(n, dtype=np.bool_)
+        first = np.zeros(n, dtype=np.int64)
+        step = 1 << (INDEX_BITS - 1)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            self._check(fps[lo:hi], lines[lo:hi], spans[lo:hi], repeat[lo:hi], first[lo:hi])
+        return repeat, first
+
+    def _check(
+        self, fps: np.ndarray, lines: np.ndarray, spans: np.ndarray, repeat: np.ndarray, first: np.ndarray
+    ) -> None:
+        n = len(fps)
+        if not n:
+            return
+        packed = (fps & HIGH) | np.arange(n, dtype=np.uint64)
+        packed.sort()  # equal fingerprints end up in row order: the first of a run is the earliest row
+        hs = packed & HIGH
+        same_prev = np.zeros(n, dtype=np.bool_)
+        np.equal(hs[1:], hs[:-1], out=same_prev[1:])
+        fresh = ~same_prev
+        hit = np.zeros(n, dtype=np.bool_)
+        ins = pos = np.zeros(0, dtype=np.int64)
+        if len(self.store):
+            ins = np.searchsorted(self.store, hs)
+            pos = np.minimum(ins, len(self.store) - 1)
+            hit = (self.store[pos] & HIGH) == hs
+            fresh &= ~hit
+        candidates = np.flatnonzero(~fresh)
+        if len(candidates):
+            order = (packed & LOW).astype(np.int64)
+            self._settle(candidates, hit=hit, pos=pos, hs=hs, order=order, lines=lines, spans=spans)
+            for row, line in self._found.items():
+                repeat[row] = True
+                first[row] = line
+        self._remember(packed, fresh, ins, lines, spans)
+
+    def _settle(
+        self,
+        candidates: np.ndarray,
+        *,
+        hit: np.ndarray,
+        pos: np.ndarray,
+        hs: np.ndarray,
+        order: np.ndarray,
+        lines: np.ndarray,
+        spans: np.ndarray,
+    ) -> None:
+        """Compare each candidate's text with every distinct record that has its fingerprint."""
+        cache: dict[tuple[int, int], bytes] = {}
+        self._found: dict[int, int] = {}
+
+        def text(start: int, end: int) -> bytes:
+            got = cache.get((start, end))
+            if got is None:
+                got = cache[(start, end)] = self.text.read(start, end)
+            return got
+
+        known: list[tuple[int, int, int]] = []
+        run_key = -1
+        for p in candidates.tolist():
+            key = int(hs[p])
+            if key != run_key:  # a new run of equal fingerprints: what came before its rows
+                run_key = key
+                if hit[p]:
+                    stored = self._ref(int(self.store[pos[p]] & LOW))
+                    known = [stored, *self.more.get(key, ())]
+                else:  # the run's first row is new to the store: it is the original
+                    row0 = int(order[np.searchsorted(hs, hs[p])])
+                    known = [(int(lines[row0]), int(spans[row0, 0]), int(spans[row0, 1]))]
+            row = int(order[p])
+            start, end = int(spans[row, 0]), int(spans[row, 1])
+            mine = text(start, end)
+            self.compared += 1
+            match = next((k for k in known if text(k[1], k[2]) == mine), None)
+            if match is not None:
+                self._found[row] = match[0]
+                continue
+            entry = (int(lines[row]), start, end)
+            known.append(entry)
+            if len(self.store) + self._more_count < self.cap:
+                self.more.setdefault(key, []).append(entry)
+                self._more_count += 1
+            else:
+                self.capped = True
+
+    def _ref(self, entry: int) -> tuple[int, int, int]:
+        part = bisect.bisect_right(self._ref_ids, entry) - 1
+        line, start, end = self._refs[part][entry - self._ref_ids[part]].tolist()
+        return line, start, end
+
+    def _remember(
+        self, packed: np.ndarray, fresh: np.ndarray, ins: np.ndarray, lines: np.ndarray, spans: np.ndarray
+    ) -> None:
+        """Merge the batch's new fingerprints into the store (sorted, in one pass) and keep their rows."""
+        count = int(np.count_nonzero(fresh))
+        if not count:
+            return
+        if len(self.store) + count > self.cap or self._next_id + len(packed) > 1 << INDEX_BITS:
+            self.capped = True
+            return
+        everyone = count == len(packed)
+        new = (packed if everyone else packed[fresh]) + np.uint64(self._next_id)  # row index -> row id
+        refs = np.empty((len(packed), 3), dtype=np.int64)
+        refs[:, 0] = lines
+        refs[:, 1:] = spans
+        self._refs.append(refs)
+        self._ref_ids.append(self._next_id)
+        self._next_id += len(packed)
+        if not len(self.store):
+            self.store = new
+            return
+        slots = (ins if everyone else ins[fresh]) + np.arange(count)
+        out = np.empty(len(self.store) + count, dtype=np.uint64)
+        keep = np.ones(len(out), dtype=np.bool_)
+        keep[slots] = False
+        out[slots] = new
+        out[keep] = self.store
+        self.store = out
