@@ -44,6 +44,8 @@ class BatchResult:
 def _bool_np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if not arr.true_count:  # the common case, a popcount: no conversion
+        return np.zeros(len(arr), dtype=np.bool_)
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=np.bool_)
 
 
