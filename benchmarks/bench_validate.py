@@ -260,6 +260,11 @@ def main() -> int:
     wall, cpu, _rows = timed(bench_pandera, src)
     results["pandas+pandera"] = (wall, cpu)
     print(f"  pandas+pandera: {wall:.3f} s", file=sys.stderr)
+    worst_src = args.workdir / f"crif-{args.rows}-same-amounts.csv"
+    if not worst_src.exists():
+        generate(worst_src, args.rows, same_amounts=True)
+    worst = min((timed(bench_airlock, worst_src) for _ in range(args.repeat)), key=lambda r: r[0])
+    print(f"  airlock, rows differing only in ids: {worst[0]:.3f} s", file=sys.stderr)
     limit = args.pydantic_rows or None
     wall, cpu, rows = timed(lambda s, o: bench_pydantic(s, o, limit), src)
     scale = args.rows / rows  # extrapolated when limited
@@ -284,6 +289,9 @@ def main() -> int:
         f"- csv+pydantic / airlock: {results['csv+pydantic'][0] / ours:.1f}x (target >= 15x: "
         f"{_met(results['csv+pydantic'][0] >= 15 * ours)})"
         + (f" (pydantic timed on {limit:,} rows, extrapolated)" if limit else ""),
+        f"- exact-duplicate worst case: the same file with every amount equal, so rows differ only in their "
+        f"ids and nearly every row is a fingerprint candidate settled by reading its text: {worst[0]:.3f} s "
+        f"wall, {worst[1]:.2f} CPU-s ({worst[0] / ours:.1f}x the normal file)",
         f"- two-core floor: airlock's {results['airlock'][1]:.2f} CPU-s over {os.cpu_count()} cores is at least "
         f"{results['airlock'][1] / (os.cpu_count() or 1):.2f} s wall; 1.5x the fastest bare baseline is "
         f"{1.5 * fastest_bare:.2f} s",

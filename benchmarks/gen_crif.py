@@ -21,8 +21,12 @@ RISKS = [
 ]
 
 
-def generate(path: Path, rows: int, seed: int = 7) -> Path:
-    """Write ``rows`` data rows; values vary so nothing is trivially compressible."""
+def generate(path: Path, rows: int, seed: int = 7, *, same_amounts: bool = False) -> Path:
+    """Write ``rows`` data rows; values vary so nothing is trivially compressible.
+
+    ``same_amounts``: every row has the same amounts, so rows differ only in their ids -- the worst case
+    for the exact-duplicate check, whose cheap fingerprint then matches on almost every row.
+    """
     rnd = random.Random(seed)
     lines_per_chunk = 50_000
     with path.open("w", encoding="utf-8", newline="") as out:
@@ -34,7 +38,7 @@ def generate(path: Path, rows: int, seed: int = 7) -> Path:
             for i in range(written, written + n):
                 pc, rt = RISKS[i % len(RISKS)]
                 ccy = CCYS[i % len(CCYS)]
-                amount = rnd.uniform(-1e6, 1e6)
+                amount = 1000.0 if same_amounts else rnd.uniform(-1e6, 1e6)
                 label2 = "Libor3m" if rt == "Risk_IRCurve" else ""
                 label1 = TENORS[i % len(TENORS)] if rt in ("Risk_IRCurve", "Risk_IRVol") else ""
                 bucket = str(1 + i % 12) if rt != "Risk_FX" else ""
@@ -51,8 +55,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("path", type=Path)
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--same-amounts", action="store_true", help="rows differ only in their ids (worst case)")
     args = ap.parse_args()
-    generate(args.path, args.rows)
+    generate(args.path, args.rows, same_amounts=args.same_amounts)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ function of the record text, so two exact copies always share it; rows that shar
 sorted numpy array (24 index bits packed under a 40-bit fingerprint, so one plain sort orders a batch
 and keeps equal fingerprints in row order), capped like every key store (AIR-W003).
 
-A fingerprint collision therefore costs a comparison, never a row: unlike a bare 64-bit record hash, two
-different records can never be merged. The price is paid by files whose rows agree on every typed value
-but differ in text (``1.0`` and ``1.00``, two trade ids of one length); ``benchmarks/`` measures it.
+A fingerprint collision therefore costs a read and a comparison, never a row: unlike a bare 64-bit
+record hash, two different records can never be merged. The price is paid by files whose rows agree on
+every typed value but differ in text (``1.0`` and ``1.00``, two trade ids of one length), one read per
+such row; ``benchmarks/`` measures the worst case, every row sharing one fingerprint.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from airlock.ingest.keys import DEFAULT_CAP
 from airlock.ingest.recordtext import RecordText
 
 INDEX_BITS = 24
+GROUP_CAP = 200_000  # distinct records remembered among shared fingerprints (~150 bytes each)
 LOW = np.uint64((1 << INDEX_BITS) - 1)
 HIGH = ~LOW
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -76,7 +78,7 @@ class ExactDuplicates:
     first had it. Row ids index ``_refs``, each batch's (line, start, end) rows kept as they came.
     """
 
-    def __init__(self, text: RecordText, cap: int = DEFAULT_CAP) -> None:
+    def __init__(self, text: RecordText, cap: int = DEFAULT_CAP, group_cap: int = GROUP_CAP) -> None:
         self.text = text
         self.cap = min(cap, 1 << INDEX_BITS)
         self.capped = False
@@ -84,9 +86,16 @@ class ExactDuplicates:
         self._refs: list[np.ndarray] = []  # (line, start, end) of every row of each remembered batch
         self._ref_ids: list[int] = []  # id of each part's first row
         self._next_id = 0
-        self.more: dict[int, list[tuple[int, int, int]]] = {}  # further distinct records per fingerprint
-        self._more_count = 0
+        # fingerprints that more than one row had: the distinct records by a hash of their text
+        self.groups: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
+        self.group_cap = group_cap
+        self._grouped = 0
         self.compared = 0  # candidate rows settled by reading text
+
+    @property
+    def remembered(self) -> int:
+        """Distinct records held (what the duplicate check covered once capped)."""
+        return len(self.store) + self._grouped
 
     def check(self, fps: np.ndarray, lines: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(is an exact copy of an earlier record, that record's line) per row; remembers the others."""
@@ -138,41 +147,42 @@ class ExactDuplicates:
         lines: np.ndarray,
         spans: np.ndarray,
     ) -> None:
-        """Compare each candidate's text with every distinct record that has its fingerprint."""
-        cache: dict[tuple[int, int], bytes] = {}
+        """Settle each candidate by its text: a hash of it picks the record to compare byte for byte.
+
+        A fingerprint's group holds its distinct records keyed by a hash of their text, so a candidate
+        costs one read and one comparison however many distinct records share its fingerprint.
+        """
         self._found: dict[int, int] = {}
+        read = self.text.read
+        mine_of = read
+        if len(candidates) > 64:  # many: read the batch's text once and slice it
+            base = int(spans[0, 0])
+            blob = read(base, int(spans[-1, 1]))
 
-        def text(start: int, end: int) -> bytes:
-            got = cache.get((start, end))
-            if got is None:
-                got = cache[(start, end)] = self.text.read(start, end)
-            return got
+            def mine_of(start: int, end: int) -> bytes:
+                return blob[start - base : end - base]
 
-        known: list[tuple[int, int, int]] = []
-        run_key = -1
         for p in candidates.tolist():
             key = int(hs[p])
-            if key != run_key:  # a new run of equal fingerprints: what came before its rows
-                run_key = key
+            group = self.groups.get(key)
+            if group is None:  # first collision on this fingerprint: start from the record that had it
                 if hit[p]:
-                    stored = self._ref(int(self.store[pos[p]] & LOW))
-                    known = [stored, *self.more.get(key, ())]
-                else:  # the run's first row is new to the store: it is the original
+                    line, start, end = self._ref(int(self.store[pos[p]] & LOW))
+                else:  # the run's first row, new to the store, is the original
                     row0 = int(order[np.searchsorted(hs, hs[p])])
-                    known = [(int(lines[row0]), int(spans[row0, 0]), int(spans[row0, 1]))]
+                    line, start, end = int(lines[row0]), int(spans[row0, 0]), int(spans[row0, 1])
+                group = self.groups[key] = {hash(read(start, end)): [(line, start, end)]}
             row = int(order[p])
             start, end = int(spans[row, 0]), int(spans[row, 1])
-            mine = text(start, end)
+            mine = mine_of(start, end)
             self.compared += 1
-            match = next((k for k in known if text(k[1], k[2]) == mine), None)
+            same_hash = group.setdefault(hash(mine), [])
+            match = next((k for k in same_hash if read(k[1], k[2]) == mine), None)
             if match is not None:
                 self._found[row] = match[0]
-                continue
-            entry = (int(lines[row]), start, end)
-            known.append(entry)
-            if len(self.store) + self._more_count < self.cap:
-                self.more.setdefault(key, []).append(entry)
-                self._more_count += 1
+            elif self._grouped < self.group_cap:
+                same_hash.append((int(lines[row]), start, end))
+                self._grouped += 1
             else:
                 self.capped = True
 

@@ -58,6 +58,11 @@ class SeenKeys:
             first[order] = np.where(before, self.lines_at(pos, before), earliest)
         return repeat, first
 
+    @property
+    def remembered(self) -> int:
+        """Distinct keys held (what the duplicate check covered once capped)."""
+        return len(self.keys)
+
     def lines_at(self, pos: np.ndarray, mask: np.ndarray) -> np.ndarray:
         out = np.zeros(len(pos), dtype=np.int64)
         if mask.any():

@@ -436,8 +436,10 @@ class _Run:
             st.bad += src.dropped_count
             st.total += src.dropped_count
             writer.flush()  # the writer's thread owns the exact-duplicate store until here
-            if (keys is not None and keys.capped) or (exact_dups is not None and exact_dups.capped):
-                st.findings.add(R.DUPLICATE_CHECK_LIMIT, value=f"{(keys or exact_dups).cap:,}")  # type: ignore[union-attr]
+            for store in (keys, exact_dups):
+                if store is not None and store.capped:
+                    st.findings.add(R.DUPLICATE_CHECK_LIMIT, value=f"{store.remembered:,}")
+                    break
             if st.total == 0 and not st.problem:
                 st.findings.add(R.NO_ROWS, line=header_line)
                 st.problem = True

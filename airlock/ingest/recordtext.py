@@ -61,7 +61,8 @@ class RecordText:
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def close(self) -> None:
+        """Close both files; safe to call twice."""
         for fd in (self._source, self._spool):
-            if fd is not None:
+            if fd is not None and fd >= 0:
                 os.close(fd)
-        self._spool = None
+        self._source, self._spool = -1, None

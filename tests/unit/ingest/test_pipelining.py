@@ -6,17 +6,17 @@ encoding on another; none of it may change a finding, a line number or a publish
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import numpy as np
 
 from airlock.ingest import exact, pipeline, reader
 from airlock.ingest.pipeline import IngestOptions, IngestOutcome, ingest
@@ -128,13 +128,16 @@ def test_exact_duplicates_are_published_once_with_their_first_line(
     assert len(got) == 400 and [r["source_line"] for r in got] == list(range(2, 402))
 
 
-@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+@pytest.mark.parametrize(("eol", "block"), [(b"\n", 4096), (b"\r\n", 4096), (b"\n", 1 << 20)])
 def test_exact_duplicates_do_not_depend_on_the_fingerprint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eol: bytes
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eol: bytes, block: int
 ) -> None:
-    """Every row a candidate (one fingerprint for all): the record text alone decides, same report."""
+    """Every row a candidate (one fingerprint for all): the record text alone decides, same report.
+
+    Small batches read each candidate's text on its own, big ones read the batch's text once.
+    """
     data = crif(1500, seed=5, eol=eol)
-    monkeypatch.setattr(pipeline, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(pipeline, "BLOCK_SIZE", block)
     normal = run(tmp_path / "normal", data, PARTIAL)
     monkeypatch.setattr(pipeline, "fingerprints", lambda table: np.zeros(table.num_rows, dtype=np.uint64))
     monkeypatch.setattr(reader, "CHUNK", 900)  # copies whose text spans two chunks, read back in pieces
@@ -156,7 +159,9 @@ def test_rows_equal_once_typed_but_written_differently_are_not_duplicates(tmp_pa
     ]
     out = run(tmp_path, b"\n".join(lines) + b"\n")
     assert out.verdict is Verdict.ACCEPTED and out.finding_counts == {"AIR-W002": 1}
-    assert [(f.line, f.message) for f in out.findings] == [(5, "This row is an exact copy of line 2; it was kept once.")]
+    assert [(f.line, f.message) for f in out.findings] == [
+        (5, "This row is an exact copy of line 2; it was kept once.")
+    ]
     assert [r["source_line"] for r in published(out)] == [2, 3, 4, 6]
 
 
@@ -168,6 +173,24 @@ def test_exact_duplicates_in_a_file_read_through_another_encoding(tmp_path: Path
     assert out.verdict is Verdict.ACCEPTED and out.finding_counts == {"AIR-W002": 2}
     assert [f.line for f in out.findings] == [52, 53]
     assert published(out)[0]["qualifier"] == "Zürich" and len(published(out)) == 50
+
+
+def test_past_the_cap_the_report_says_how_far_the_duplicate_check_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "ExactDuplicates", functools.partial(exact.ExactDuplicates, cap=100))
+    monkeypatch.setattr(pipeline, "BLOCK_SIZE", 2048)
+    rows = [
+        b"2024-03-28,T%04d,PF1,RatesFX,Risk_IRCurve,USD,1,2w,Libor3m,USD,%d.5,,SIMM,,SEC" % (i, i) for i in range(300)
+    ]
+    out = run(tmp_path, b"\n".join([HEADER, *rows, rows[3], rows[150]]) + b"\n")
+    assert out.verdict is Verdict.ACCEPTED and out.finding_counts == {"AIR-W002": 1, "AIR-W003": 1}
+    (dup,) = [f for f in out.findings if f.rule == "AIR-W002"]
+    (limit,) = [f for f in out.findings if f.rule == "AIR-W003"]
+    assert (dup.line, dup.message) == (302, "This row is an exact copy of line 5; it was kept once.")
+    covered = int(limit.message.split("first ")[1].split(" ")[0])
+    assert 0 < covered <= 100 and limit.message == f"Duplicate checking covered the first {covered} keys only."
+    assert len(published(out)) == 301  # the copy of line 152, past the cap, is published again
 
 
 def test_a_failure_on_the_publishing_thread_rejects_the_file_and_leaves_no_parquet(
