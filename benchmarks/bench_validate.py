@@ -48,39 +48,42 @@ NOTES = """\
 - What airlock does that the bare baselines do not: a byte pre-pass that keeps physical line numbers
   (CR, CRLF, noise lines, quoted newlines), UTF-8 and NUL checks; 15 typed columns checked and
   normalized (dates, ISO 4217, enums, tenors, numbers, four cross-field rules); exact-duplicate
-  detection across the file (a 64-bit hash per record); five lineage columns; Hive-partitioned Parquet
-  written under a temporary name.
+  detection across the file; five lineage columns; Hive-partitioned Parquet written under a temporary
+  name.
 - How the work is spread (2 cores): pyarrow's I/O thread runs the byte pre-pass; a parse thread asks
-  pyarrow for the next batch (pyarrow's streaming reader only parses when asked) and hashes its records;
-  the main thread validates; a publishing thread checks exact duplicates against the fingerprint store,
-  filters and adds lineage; a Parquet thread encodes. Each hand-over holds one batch at most.
-- Where airlock's CPU goes on the 1M-row file (profiled on 2026-11-23 on an Intel Xeon, 1.45 to 1.55
-  CPU-s in all; the table above is today's run): pyarrow parsing about 0.33 s, the byte pre-pass about
-  0.17 s, record hashing about 0.2 s and the fingerprint store about 0.12 s (exact duplicates: about
-  0.35 s), validation about 0.24 s, Parquet writing about 0.25 s. The bare baselines only parse and
-  write. Every stage is CPU-bound and the five threads share two cores, so wall time follows CPU time.
-- Why the 1.5x bar is not met: with two cores, wall time cannot drop below half the CPU time (the
-  "two-core floor" line above), and that floor is above 1.5x the polars time. Getting there needs less
-  CPU, chiefly a cheaper exact-duplicate check: record hashing is Python work (`bytes.split` and
-  `hash`, about 13 ms per 8 MiB chunk); numpy hashing over the raw bytes measured no cheaper, and
-  pyarrow exposes no hash kernel.
-- Changes in the 2026-11-23 round (before, on that Intel machine, original code: airlock 1.096 s wall,
-  1.65 CPU-s; pyarrow 0.555 s, polars 0.398 s, pandas+pandera 1.087 s; big file 23.1 s, peak RSS
-  321 MiB): parsing pulled ahead on its own
-  thread; exact-duplicate store and lineage moved off the validating thread; record hashing moved off
-  the pre-pass thread; fingerprint store searches once per batch instead of twice; quote parity per
-  line with one xor-reduce over the bytes instead of quote positions and a binary search; row rules run
-  on dictionary values instead of decoding the column; Parquet encoders fed 64k values at a time.
-  Fixed on the way: a record whose quoted newline straddled a pre-pass chunk got a wrong hash (and
-  shifted the rest of the chunk's hashes); within a batch, the first of several equal keys was not
-  always the one kept (unstable sort); each exact-duplicate finding now names its own original line.
-- Evaluated and not kept: pyarrow parsing straight into dictionary arrays (costs more in the parser
-  than `dictionary_encode` saves), 4/8 MiB blocks (no faster), an open-addressing hash table for the
-  fingerprint store (page faults on a 64 MiB table cost what the sort saved), zstd or no compression
-  (same CPU within noise; snappy kept), a switch interval below 5 ms (no change).
+  pyarrow for the next batch (pyarrow's streaming reader only parses when asked); the main thread
+  validates; a publishing thread runs the exact-duplicate check, filters and adds lineage; a Parquet
+  thread encodes. Each hand-over holds one batch at most.
+- Where airlock's CPU goes on the 1M-row file (per-thread CPU time, 2026-12-01, this machine, about
+  1.5 CPU-s in all): pyarrow parsing about 0.35 s and the byte pre-pass about 0.15 s (pyarrow's
+  threads), validation about 0.44 s, the exact-duplicate check about 0.2 s (typed-row fingerprints
+  0.1 s, the sorted store 0.1 s), Parquet writing about 0.33 s.
+- Exact duplicates: a fingerprint of each typed row (number bits, dictionary values' hashes, text
+  lengths) is a function of the record's text, so exact copies always share it; rows that share it
+  are candidates, settled byte for byte against the earlier record's text (read back from the upload,
+  or from a copy of the chunks whose cleaned text differs from the upload's bytes). Two different
+  records are never merged, which a bare 64-bit record hash could not promise. The worst-case line
+  above is a file whose rows agree on every typed value and differ only in their ids: nearly every
+  row is then a candidate and costs a read and a comparison.
+- Changes in the 2026-12-01 round (before: airlock 1.294 s wall, 2.19 CPU-s, 2.06x polars):
+  Python record hashing (`bytes.split` + `hash` per record, 0.3 CPU-s) replaced by the typed-row
+  fingerprint with text confirmation; the store packs a 40-bit fingerprint over a 24-bit row id into
+  one sorted uint64 array (one plain sort per batch, no argsort); the file is read straight into the
+  chunk buffer behind the carry (one copy per chunk instead of two); the header chunk is no longer
+  split into lines whole; pyarrow's own UTF-8 check is off (the pre-pass guarantees UTF-8); lineage
+  constants are one-value dictionaries (Parquet no longer hashes a million equal strings per column);
+  text columns skip the trim when no value's first or last byte could need it (a numpy look at the
+  offsets instead of trimming every value).
+- Evaluated and not kept (2026-11-23 and 2026-12-01): pyarrow parsing straight into dictionary arrays
+  (costs more in the parser than `dictionary_encode` saves), 4/8 MiB blocks (no faster), an
+  open-addressing hash table for the fingerprint store (page faults cost what the sort saved), zstd or
+  no compression (same CPU within noise; snappy kept), a switch interval below 5 ms (no change), one
+  shared dictionary per enum column across batches (each batch is its own Parquet row group, which
+  writes its own dictionary anyway: no change).
 - Memory stays flat: the pre-pass holds back pyarrow's read-ahead (at most two 8 MiB chunks waiting),
-  each thread hand-over holds one batch, duplicate keys are capped (1M fingerprints, then AIR-W003),
-  and files over 256 MiB switch jemalloc to return freed pages at once.
+  each thread hand-over holds one batch, duplicate stores are capped (1M fingerprints, 200,000 records
+  sharing fingerprints, then AIR-W003), and files over 256 MiB switch jemalloc to return freed pages
+  at once.
 - This machine is shared with other builds; each fast contender keeps its best of the interleaved
   rounds, and CPU seconds are given alongside.
 """

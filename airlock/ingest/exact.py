@@ -36,7 +36,7 @@ def fingerprints(table: pa.Table) -> np.ndarray:
     h = np.zeros(table.num_rows, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for column in table.columns:
-            arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
             h *= _MIX
             h += _column_bits(arr)
         h ^= h >> np.uint64(31)  # the high bits carry the store's key: fold the low ones in
@@ -75,7 +75,9 @@ class ExactDuplicates:
     """Remembers up to ``cap`` distinct records (fingerprint, line, text span) and spots exact copies.
 
     The store is one sorted uint64 array: a fingerprint's high 40 bits over the 24-bit id of the row that
-    first had it. Row ids index ``_refs``, each batch's (line, start, end) rows kept as they came.
+    first had it. Row ids index ``_parts``: each remembered batch's record starts (plus where its last
+    record ends; records are contiguous in the cleaned stream, so one ends where the next begins) and its
+    lines as offsets from the batch's first line: 12 bytes a row.
     """
 
     def __init__(self, text: RecordText, cap: int = DEFAULT_CAP, group_cap: int = GROUP_CAP) -> None:
@@ -83,8 +85,8 @@ class ExactDuplicates:
         self.cap = min(cap, 1 << INDEX_BITS)
         self.capped = False
         self.store = np.zeros(0, dtype=np.uint64)
-        self._refs: list[np.ndarray] = []  # (line, start, end) of every row of each remembered batch
-        self._ref_ids: list[int] = []  # id of each part's first row
+        self._parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first line, starts + end, line offsets)
+        self._part_ids: list[int] = []  # id of each part's first row
         self._next_id = 0
         # fingerprints that more than one row had: the distinct records by a hash of their text
         self.groups: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
@@ -171,25 +173,33 @@ class ExactDuplicates:
                 else:  # the run's first row, new to the store, is the original
                     row0 = int(order[np.searchsorted(hs, hs[p])])
                     line, start, end = int(lines[row0]), int(spans[row0, 0]), int(spans[row0, 1])
-                group = self.groups[key] = {hash(read(start, end)): [(line, start, end)]}
+                group = {hash(read(start, end)): [(line, start, end)]}
+                if self._grouped < self.group_cap:
+                    self.groups[key] = group
+                    self._grouped += 1
+                else:
+                    self.capped = True
             row = int(order[p])
             start, end = int(spans[row, 0]), int(spans[row, 1])
             mine = mine_of(start, end)
             self.compared += 1
-            same_hash = group.setdefault(hash(mine), [])
+            text_hash = hash(mine)
+            same_hash = group.get(text_hash, ())
             match = next((k for k in same_hash if read(k[1], k[2]) == mine), None)
             if match is not None:
                 self._found[row] = match[0]
             elif self._grouped < self.group_cap:
-                same_hash.append((int(lines[row]), start, end))
+                group.setdefault(text_hash, []).append((int(lines[row]), start, end))
                 self._grouped += 1
             else:
                 self.capped = True
 
     def _ref(self, entry: int) -> tuple[int, int, int]:
-        part = bisect.bisect_right(self._ref_ids, entry) - 1
-        line, start, end = self._refs[part][entry - self._ref_ids[part]].tolist()
-        return line, start, end
+        """(line, start, end) of a remembered row."""
+        part = bisect.bisect_right(self._part_ids, entry) - 1
+        first_line, starts, offsets = self._parts[part]
+        i = entry - self._part_ids[part]
+        return first_line + int(offsets[i]), int(starts[i]), int(starts[i + 1]) - 1
 
     def _remember(
         self, packed: np.ndarray, fresh: np.ndarray, ins: np.ndarray, lines: np.ndarray, spans: np.ndarray
@@ -203,11 +213,14 @@ class ExactDuplicates:
             return
         everyone = count == len(packed)
         new = (packed if everyone else packed[fresh]) + np.uint64(self._next_id)  # row index -> row id
-        refs = np.empty((len(packed), 3), dtype=np.int64)
-        refs[:, 0] = lines
-        refs[:, 1:] = spans
-        self._refs.append(refs)
-        self._ref_ids.append(self._next_id)
+        if not np.array_equal(spans[1:, 0], spans[:-1, 1] + 1):
+            raise RuntimeError("record spans are not contiguous")  # ends are derived from the next start
+        starts = np.empty(len(packed) + 1, dtype=np.int64)
+        starts[:-1] = spans[:, 0]
+        starts[-1] = spans[-1, 1] + 1
+        first_line = int(lines[0])
+        self._parts.append((first_line, starts, (lines - first_line).astype(np.int32)))
+        self._part_ids.append(self._next_id)
         self._next_id += len(packed)
         if not len(self.store):
             self.store = new
