@@ -15,12 +15,13 @@ such row; ``benchmarks/`` measures the worst case, every row sharing one fingerp
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airlock.ingest.keys import DEFAULT_CAP
+from airlock.ingest.keys import DEFAULT_CAP, merge_at
 from airlock.ingest.recordtext import RecordText
 
 INDEX_BITS = 24
@@ -48,12 +49,7 @@ def fingerprints(table: pa.Table) -> np.ndarray:
 def _column_bits(arr: pa.Array) -> np.ndarray:
     t = arr.type
     if pa.types.is_dictionary(t):
-        values = np.fromiter(
-            (hash(v) for v in arr.dictionary.to_pylist()), dtype=np.int64, count=len(arr.dictionary)
-        ).view(np.uint64)
-        table = np.append(values, _NULL)
-        codes = pc.fill_null(arr.indices, len(values)).to_numpy()
-        return table[codes]
+        return _by_codes((hash(v) for v in arr.dictionary.to_pylist()), len(arr.dictionary), arr.indices)
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
         return pc.fill_null(pc.binary_length(arr), -1).to_numpy().astype(np.uint64)
     if pa.types.is_floating(t):
@@ -67,8 +63,14 @@ def _column_bits(arr: pa.Array) -> np.ndarray:
         )
     # anything else (structs, lists, booleans): the Python hash of each distinct value
     encoded = pc.dictionary_encode(arr)
-    values = np.fromiter((hash(repr(v)) for v in encoded.dictionary.to_pylist()), dtype=np.int64).view(np.uint64)
-    return np.append(values, _NULL)[pc.fill_null(encoded.indices, len(values)).to_numpy()]
+    values = encoded.dictionary.to_pylist()
+    return _by_codes((hash(repr(v)) for v in values), len(values), encoded.indices)
+
+
+def _by_codes(hashes: Iterator[int], count: int, codes: pa.Array) -> np.ndarray:
+    """Each row's value hash through its dictionary code; a null code gets its own constant."""
+    table = np.append(np.fromiter(hashes, dtype=np.int64, count=count).view(np.uint64), _NULL)
+    return table[pc.fill_null(codes, count).to_numpy()]
 
 
 class ExactDuplicates:
@@ -132,8 +134,8 @@ class ExactDuplicates:
         candidates = np.flatnonzero(~fresh)
         if len(candidates):
             order = (packed & LOW).astype(np.int64)
-            self._settle(candidates, hit=hit, pos=pos, hs=hs, order=order, lines=lines, spans=spans)
-            for row, line in self._found.items():
+            found = self._settle(candidates, hit=hit, pos=pos, hs=hs, order=order, lines=lines, spans=spans)
+            for row, line in found.items():
                 repeat[row] = True
                 first[row] = line
         self._remember(packed, fresh, ins, lines, spans)
@@ -148,13 +150,13 @@ class ExactDuplicates:
         order: np.ndarray,
         lines: np.ndarray,
         spans: np.ndarray,
-    ) -> None:
-        """Settle each candidate by its text: a hash of it picks the record to compare byte for byte.
+    ) -> dict[int, int]:
+        """The candidates that are exact copies (row -> the original's line), settled by their text.
 
         A fingerprint's group holds its distinct records keyed by a hash of their text, so a candidate
         costs one read and one comparison however many distinct records share its fingerprint.
         """
-        self._found: dict[int, int] = {}
+        found: dict[int, int] = {}
         read = self.text.read
         mine_of = read
         if len(candidates) > 64:  # many: read the batch's text once and slice it
@@ -187,12 +189,13 @@ class ExactDuplicates:
             same_hash = group.get(text_hash, ())
             match = next((k for k in same_hash if read(k[1], k[2]) == mine), None)
             if match is not None:
-                self._found[row] = match[0]
+                found[row] = match[0]
             elif self._grouped < self.group_cap:
                 group.setdefault(text_hash, []).append((int(lines[row]), start, end))
                 self._grouped += 1
             else:
                 self.capped = True
+        return found
 
     def _ref(self, entry: int) -> tuple[int, int, int]:
         """(line, start, end) of a remembered row."""
@@ -225,10 +228,4 @@ class ExactDuplicates:
         if not len(self.store):
             self.store = new
             return
-        slots = (ins if everyone else ins[fresh]) + np.arange(count)
-        out = np.empty(len(self.store) + count, dtype=np.uint64)
-        keep = np.ones(len(out), dtype=np.bool_)
-        keep[slots] = False
-        out[slots] = new
-        out[keep] = self.store
-        self.store = out
+        self.store = merge_at(self.store, new, (ins if everyone else ins[fresh]) + np.arange(count))

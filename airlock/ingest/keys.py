@@ -77,16 +77,19 @@ class SeenKeys:
         if len(self.keys) + len(keys) > self.cap:
             self.capped = True
             return
-        # merge two sorted runs in linear time: new keys go to their insertion points
-        total = len(self.keys) + len(keys)
         slots = ins + np.arange(len(keys))
-        old = np.ones(total, dtype=np.bool_)
-        old[slots] = False
-        merged_keys = np.empty(total, dtype=np.int64)
-        merged_lines = np.empty(total, dtype=np.int64)
-        merged_keys[slots], merged_keys[old] = keys, self.keys
-        merged_lines[slots], merged_lines[old] = lines, self.lines
-        self.keys, self.lines = merged_keys, merged_lines
+        self.keys, self.lines = merge_at(self.keys, keys, slots), merge_at(self.lines, lines, slots)
+
+
+def merge_at(old: np.ndarray, new: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Two sorted runs merged in linear time: ``new[i]`` lands at ``slots[i]`` (its insertion point in
+    ``old`` from searchsorted, plus i), the old values fill the rest in order."""
+    out = np.empty(len(old) + len(new), dtype=old.dtype)
+    rest = np.ones(len(out), dtype=np.bool_)
+    rest[slots] = False
+    out[slots] = new
+    out[rest] = old
+    return out
 
 
 def row_fingerprints(columns: list[list[object]]) -> np.ndarray:

@@ -344,13 +344,13 @@ class _Run:
                 return self.state
             contract = found.contract
             self.state.kind = contract.kind
-            if not contract.exact_duplicates_warn:
-                return self._validate(src, header.line, header.names, header.delimiter, contract)
-            src.texts = RecordText(self.path, lambda: self.spool.new(".text"))
+            if contract.exact_duplicates_warn:
+                src.texts = RecordText(self.path, lambda: self.spool.new(".text"))
             try:
                 return self._validate(src, header.line, header.names, header.delimiter, contract)
             finally:
-                src.texts.close()
+                if src.texts is not None:
+                    src.texts.close()
 
     def _validate(
         self, src: LineSource, header_line: int, names: list[str], delim: str, contract: type[Contract]

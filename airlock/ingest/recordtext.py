@@ -27,7 +27,6 @@ class RecordText:
         self._starts: list[int] = []  # stream offset of each segment
         self._segments: list[tuple[int, int, int]] = []  # (fd, file offset, length)
         self.size = 0  # stream bytes so far
-        self.copied = 0  # of which spooled
 
     def add(self, data: bytes | bytearray, source_offset: int | None) -> int:
         """Append the next chunk of the stream; ``source_offset`` when it is the source's bytes there."""
@@ -38,7 +37,6 @@ class RecordText:
             os.pwrite(self._spool, data, self._spool_size)
             segment = (self._spool, self._spool_size, len(data))
             self._spool_size += len(data)
-            self.copied += len(data)
         else:
             segment = (self._source, source_offset, len(data))
         self._segments.append(segment)
